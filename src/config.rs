@@ -1,0 +1,42 @@
+//! What to serve and within which limits: plain data, filled in by the CLI.
+
+use std::time::Duration;
+
+use crate::service::ServiceKind;
+use crate::sys::BackendKind;
+
+/// The server's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address or name to bind every service on (`127.0.0.1`, `::1`, `localhost`).
+    pub host: String,
+    /// The wait syscall to use.
+    pub backend: BackendKind,
+    /// Each service with its port: `Some(0)` for a free port, `None` when off.
+    pub ports: Vec<(ServiceKind, Option<u16>)>,
+    /// How many float64 values tcp-array serves.
+    pub array_len: usize,
+    /// The largest frame body either framed service accepts, in bytes.
+    pub max_frame: u32,
+    /// Unsent bytes per connection past which reading from it pauses.
+    pub max_pending: usize,
+    /// How long shutdown may spend finishing what is owed.
+    pub drain_timeout: Duration,
+    /// Print syscall and traffic counts every second and at exit.
+    pub stats: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".into(),
+            backend: BackendKind::Poll,
+            ports: ServiceKind::ALL.iter().map(|&k| (k, Some(k.default_port()))).collect(),
+            array_len: 50_000_000,
+            max_frame: 16 << 20,
+            max_pending: 1 << 20,
+            drain_timeout: Duration::from_secs(5),
+            stats: false,
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! The errors that stop the server from starting or running.
+
+use std::net::SocketAddr;
+
+use crate::sys::SysError;
+
+/// Why the server could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--host` did not resolve.
+    #[error("cannot resolve host {host:?}: {source}")]
+    Resolve {
+        /// The host as given.
+        host: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+    /// `--host` resolved to no address.
+    #[error("host {0:?} has no address")]
+    NoAddress(String),
+    /// A socket could not be created or bound (an address in use, a privileged port).
+    #[error("cannot bind {service} to {addr}: {source}")]
+    Bind {
+        /// The service that wanted the address.
+        service: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// What the kernel said.
+        source: std::io::Error,
+    },
+    /// `--array-len` values do not fit in memory addresses.
+    #[error("--array-len {0} is too large: {0} float64 values do not fit in memory")]
+    ArrayTooLarge(usize),
+    /// A syscall of the event loop failed.
+    #[error(transparent)]
+    Sys(#[from] SysError),
+}

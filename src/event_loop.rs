@@ -1,0 +1,480 @@
+//! The event loop: wait -> dispatch -> accept / read / write / close, on one thread.
+
+use std::io::IoSlice;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+use log::{debug, info, warn};
+use nix::errno::Errno;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::output::Output;
+use crate::service::{self, DatagramService, ServiceKind, StreamService};
+use crate::stats::Stats;
+use crate::sys::signal::Signals;
+use crate::sys::{Event, Interest, Poller, SysError, net};
+use crate::table::{Connection, Entry, Phase, Socket, Table};
+
+/// Connections accepted per listener wake-up, so a flood cannot starve the rest.
+const ACCEPT_BUDGET: usize = 64;
+/// Datagrams answered per UDP wake-up, for the same reason.
+const DATAGRAM_BUDGET: usize = 64;
+/// The one read buffer: 64 KiB holds any UDP datagram (65,507 bytes over IPv4).
+const READ_BUFFER: usize = 64 * 1024;
+/// Slices gathered into one vectored send.
+const MAX_IOV: usize = 64;
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// A signal asked it to stop and every connection got what it was owed.
+    Drained,
+    /// `--drain-timeout` passed with connections still owed something; they were cut.
+    TimedOut,
+    /// A second signal arrived while draining: exit at once.
+    Forced,
+}
+
+/// The server: one poller, one fd table, the services' shared data.
+#[derive(Debug)]
+pub struct Server {
+    /// The wait syscall.
+    poller: Poller,
+    /// fd -> socket, service state, output, interest.
+    table: Table,
+    /// The configuration it was built from.
+    config: Config,
+    /// tcp-array's values in wire form (little-endian float64): replies borrow from it.
+    array: Vec<u8>,
+    /// Each enabled service and the address it is bound to.
+    listening: Vec<(ServiceKind, SocketAddr)>,
+    /// The listening TCP sockets, to pause and resume accepting.
+    listeners: Vec<RawFd>,
+    /// The signalfd.
+    signal_fd: RawFd,
+    /// The one read buffer: every read is consumed by its service before the next.
+    buf: Vec<u8>,
+    /// Where a datagram's reply is built.
+    reply: Vec<u8>,
+    /// The ready descriptors of the last wait.
+    events: Vec<Event>,
+    /// Listeners are out of the wait set because accept4 ran out of descriptors.
+    accept_paused: bool,
+    /// A descriptor too large for select(2) has been refused and warned about.
+    warned_fd_setsize: bool,
+    /// Set by the first SIGINT or SIGTERM: when to stop waiting on what is owed.
+    drain_deadline: Option<Instant>,
+    /// Set by a second signal.
+    forced: bool,
+    /// Syscall and traffic counts.
+    stats: Stats,
+}
+
+/// What to do with a connection after it was served.
+enum Next {
+    /// Keep it, watched for this.
+    Watch(Interest),
+    /// Close it, for this reason (logged at debug level).
+    Close(&'static str),
+}
+
+impl Server {
+    /// Blocks SIGINT/SIGTERM into a signalfd, builds the array, binds every
+    /// enabled service, and registers it all with the backend.
+    pub fn bind(config: Config) -> Result<Server, Error> {
+        let mut server = Server {
+            poller: Poller::new(config.backend)?,
+            table: Table::default(),
+            array: Vec::new(),
+            listening: Vec::new(),
+            listeners: Vec::new(),
+            signal_fd: -1,
+            buf: vec![0; READ_BUFFER],
+            reply: Vec::new(),
+            events: Vec::new(),
+            accept_paused: false,
+            warned_fd_setsize: false,
+            drain_deadline: None,
+            forced: false,
+            stats: Stats::default(),
+            config,
+        };
+        server.signal_fd = server.register(Socket::Signals(Signals::new()?))?;
+        let ip = resolve(&server.config.host)?;
+        let enabled: Vec<(ServiceKind, u16)> =
+            server.config.ports.iter().filter_map(|&(k, p)| Some((k, p?))).collect();
+        if enabled.iter().any(|&(k, _)| k == ServiceKind::TcpArray) {
+            let len = server.config.array_len;
+            len.checked_mul(8).ok_or(Error::ArrayTooLarge(len))?;
+            server.array = service::array::build(len);
+        }
+        for (kind, port) in enabled {
+            let addr = SocketAddr::new(ip, port);
+            let bind_error = |source| Error::Bind { service: kind.name(), addr, source };
+            let fd = if kind.is_udp() { net::bind_udp(addr) } else { net::listen_tcp(addr) }
+                .map_err(bind_error)?;
+            let bound = net::local_addr(fd.as_fd()).map_err(bind_error)?;
+            let socket = match DatagramService::new(kind) {
+                Some(service) => Socket::Datagram { fd, service },
+                None => Socket::Listener { fd, service: kind },
+            };
+            let fd = server.register(socket)?;
+            if !kind.is_udp() {
+                server.listeners.push(fd);
+            }
+            server.listening.push((kind, bound));
+        }
+        Ok(server)
+    }
+
+    /// Each enabled service and the address it is bound to, in flag order.
+    pub fn listening(&self) -> &[(ServiceKind, SocketAddr)] {
+        &self.listening
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Serves until a signal stops it.
+    pub fn run(&mut self) -> Result<Shutdown, Error> {
+        loop {
+            let mut timeout = None;
+            if let Some(deadline) = self.drain_deadline {
+                if self.table.connections() == 0 {
+                    return Ok(Shutdown::Drained);
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    warn!("drain timeout: cutting {} connections", self.table.connections());
+                    return Ok(Shutdown::TimedOut);
+                }
+                timeout = Some(left);
+            }
+            self.poller.wait(self.table.watched(), timeout, &mut self.events)?;
+            self.stats.waits += 1;
+            self.stats.ready += self.events.len() as u64;
+            // Listeners go last: a descriptor closed earlier in this batch may be
+            // handed out again by accept4, and must not get its predecessor's event.
+            let events = std::mem::take(&mut self.events);
+            let (listeners, others): (Vec<Event>, Vec<Event>) =
+                events.iter().partition(|e| self.listeners.contains(&e.fd));
+            for event in others.into_iter().chain(listeners) {
+                self.dispatch(event);
+                if self.forced {
+                    return Ok(Shutdown::Forced);
+                }
+            }
+            self.events = events;
+        }
+    }
+
+    /// Hands one ready descriptor to the code for its kind of socket.
+    fn dispatch(&mut self, event: Event) {
+        let Some(entry) = self.table.get(event.fd) else {
+            return; // closed earlier in this batch
+        };
+        match &entry.socket {
+            // a listener is readable: connections are waiting to be accepted
+            Socket::Listener { service, .. } => self.accept_connections(event.fd, *service),
+            // a UDP socket is readable: datagrams are waiting
+            Socket::Datagram { service, .. } => self.answer_datagrams(event.fd, *service),
+            // SIGINT or SIGTERM arrived
+            Socket::Signals(_) => self.on_signals(),
+            // a connection is readable, writable, or hung up
+            Socket::Stream { .. } => self.serve_connection(event),
+        }
+    }
+
+    /// accept4 until EAGAIN or the budget runs out.
+    fn accept_connections(&mut self, listener: RawFd, service: ServiceKind) {
+        for _ in 0..ACCEPT_BUDGET {
+            let Some(entry) = self.table.get(listener) else { return };
+            match net::accept(entry.fd()) {
+                // a new connection: watch it for input
+                Ok(Some(fd)) => self.add_connection(fd, service),
+                // the accept queue is empty
+                Ok(None) => return,
+                // out of descriptors: stop watching listeners until one closes
+                Err(errno @ (Errno::EMFILE | Errno::ENFILE)) => {
+                    warn!("accept4: {errno}; not accepting until a connection closes");
+                    self.set_accepting(false);
+                    return;
+                }
+                // the connection died while queued: take the next one
+                Err(Errno::ECONNABORTED | Errno::EPROTO | Errno::EPERM) => {}
+                // anything else: leave the rest for the next wake-up
+                Err(errno) => {
+                    warn!("accept4 on {}: {errno}", service.name());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Puts an accepted connection in the table, unless the backend refuses it.
+    fn add_connection(&mut self, fd: OwnedFd, service: ServiceKind) {
+        let state = StreamService::new(service, self.config.array_len, self.config.max_frame)
+            .expect("listeners only serve stream services");
+        let conn = Box::new(Connection::new(state));
+        match self.register(Socket::Stream { fd, conn }) {
+            Ok(_) => self.stats.accepted += 1,
+            Err(Error::Sys(SysError::FdTooLarge { fd, limit })) => {
+                self.stats.refused += 1;
+                if !std::mem::replace(&mut self.warned_fd_setsize, true) {
+                    warn!(
+                        "select: descriptor {fd} >= FD_SETSIZE ({limit}); closing such \
+                         connections on arrival (warned once; --backend poll or epoll has no such limit)"
+                    );
+                }
+            }
+            Err(e) => warn!("cannot watch a new {} connection: {e}", service.name()),
+        }
+    }
+
+    /// recvfrom and answer with sendto until EAGAIN or the budget runs out.
+    /// A reply that cannot be sent at once is dropped and counted: UDP may
+    /// drop, and the loop must never block.
+    fn answer_datagrams(&mut self, fd: RawFd, service: DatagramService) {
+        let Server { table, buf, reply, stats, .. } = self;
+        let Some(entry) = table.get(fd) else { return };
+        let socket = entry.fd();
+        for _ in 0..DATAGRAM_BUDGET {
+            let (len, from) = match net::recv_from(socket, buf) {
+                Ok((len, Some(from))) => (len, from),
+                Ok((_, None)) => continue,
+                Err(Errno::EAGAIN) => return,
+                Err(errno) => {
+                    debug!("recvfrom: {errno}");
+                    return;
+                }
+            };
+            stats.datagrams_in += 1;
+            stats.bytes_in += len as u64;
+            service.answer(&buf[..len], reply);
+            match net::send_to(socket, reply, &from) {
+                Ok(sent) => {
+                    stats.datagrams_out += 1;
+                    stats.bytes_out += sent as u64;
+                }
+                // the send buffer is full, or the reply grew past the largest datagram
+                Err(errno) => {
+                    stats.datagrams_dropped += 1;
+                    debug!("sendto {from}: {errno}; reply of {} bytes dropped", reply.len());
+                }
+            }
+        }
+    }
+
+    /// Reads, answers and writes for one ready connection, then re-arms or closes it.
+    fn serve_connection(&mut self, event: Event) {
+        let Server { table, buf, array, stats, config, .. } = self;
+        let Some(Entry { socket: Socket::Stream { fd, conn }, .. }) = table.get_mut(event.fd)
+        else {
+            return;
+        };
+        match serve(fd.as_fd(), conn, event, buf, array, stats, config.max_pending) {
+            Next::Watch(interest) => self.watch(event.fd, interest),
+            Next::Close(why) => self.close(event.fd, why),
+        }
+    }
+
+    /// Reads every pending signal: the first starts draining, a second forces exit.
+    fn on_signals(&mut self) {
+        loop {
+            let Some(Entry { socket: Socket::Signals(signals), .. }) = self.table.get(self.signal_fd)
+            else {
+                return;
+            };
+            match signals.read() {
+                Ok(Some(signal)) if self.drain_deadline.is_some() => {
+                    warn!("{signal} again: exiting now, cutting {} connections", self.table.connections());
+                    self.forced = true;
+                    return;
+                }
+                Ok(Some(signal)) => self.begin_drain(signal),
+                Ok(None) => return,
+                Err(e) => {
+                    warn!("{e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Stops accepting and receiving, and lets each connection finish what it is owed.
+    fn begin_drain(&mut self, signal: nix::sys::signal::Signal) {
+        let timeout = self.config.drain_timeout;
+        info!(
+            "{signal}: no longer accepting; finishing what {} connections are owed (at most {timeout:?})",
+            self.table.connections()
+        );
+        self.drain_deadline = Some(Instant::now() + timeout);
+        self.listeners.clear();
+        let fds: Vec<RawFd> = self.table.fds().collect();
+        for fd in fds {
+            let Some(entry) = self.table.get_mut(fd) else { continue };
+            match &mut entry.socket {
+                Socket::Listener { .. } | Socket::Datagram { .. } => self.close(fd, "shutdown"),
+                Socket::Signals(_) => {}
+                Socket::Stream { fd: socket, conn } => {
+                    if conn.phase == Phase::Serving {
+                        conn.service.on_eof(&mut conn.output);
+                        conn.phase = Phase::Discarding;
+                    }
+                    let next = settle(socket.as_fd(), conn, self.config.max_pending);
+                    match next {
+                        Next::Watch(interest) => self.watch(fd, interest),
+                        Next::Close(why) => self.close(fd, why),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds a socket to the backend and the table, watched for input.
+    fn register(&mut self, socket: Socket) -> Result<RawFd, Error> {
+        let entry = Entry { socket, interest: Interest::READ };
+        self.poller.add(entry.fd(), entry.interest)?;
+        Ok(self.table.insert(entry))
+    }
+
+    /// Changes what `fd` is watched for, telling the backend only if it changed.
+    fn watch(&mut self, fd: RawFd, interest: Interest) {
+        let Some(entry) = self.table.get_mut(fd) else { return };
+        if entry.interest != interest {
+            entry.interest = interest;
+            if let Err(e) = self.poller.modify(entry.fd(), interest) {
+                warn!("fd {fd}: {e}");
+            }
+        }
+    }
+
+    /// Forgets `fd` in the backend and the table; dropping the entry closes it.
+    fn close(&mut self, fd: RawFd, why: &'static str) {
+        let Some(entry) = self.table.remove(fd) else { return };
+        if let Err(e) = self.poller.remove(entry.fd()) {
+            debug!("fd {fd}: {e}");
+        }
+        if matches!(entry.socket, Socket::Stream { .. }) {
+            self.stats.closed += 1;
+            debug!("fd {fd}: closed ({why})");
+            if self.accept_paused {
+                self.set_accepting(true);
+            }
+        }
+        drop(entry);
+    }
+
+    /// Puts the listeners in or out of the wait set.
+    fn set_accepting(&mut self, on: bool) {
+        self.accept_paused = !on;
+        let interest = if on { Interest::READ } else { Interest::NONE };
+        for fd in self.listeners.clone() {
+            self.watch(fd, interest);
+        }
+    }
+}
+
+/// One turn for a ready connection: read once (level-triggered: if more is
+/// waiting, the next wait says so), hand the bytes to the service, write the
+/// replies at once, and say what to watch next.
+fn serve(
+    fd: BorrowedFd<'_>,
+    conn: &mut Connection,
+    event: Event,
+    buf: &mut [u8],
+    array: &[u8],
+    stats: &mut Stats,
+    max_pending: usize,
+) -> Next {
+    if event.closed {
+        return Next::Close("hang-up or error");
+    }
+    // Output already waiting means the send buffer was full: only POLLOUT says it has room.
+    let was_blocked = !conn.output.is_empty();
+    if event.readable {
+        match net::recv(fd, buf) {
+            // the peer sent FIN: what it is owed is still sent (half-close)
+            Ok(0) => {
+                stats.recvs += 1;
+                if conn.phase == Phase::Serving {
+                    conn.service.on_eof(&mut conn.output);
+                }
+                conn.phase = Phase::Flushing;
+            }
+            // bytes: the service turns them into replies (or they are discarded)
+            Ok(len) => {
+                stats.recvs += 1;
+                stats.bytes_in += len as u64;
+                if conn.phase == Phase::Serving {
+                    if let Err(violation) = conn.service.on_data(&buf[..len], &mut conn.output) {
+                        debug!("closing after owed replies: {violation}");
+                        conn.phase = Phase::Discarding;
+                    }
+                }
+            }
+            // a spurious wake-up
+            Err(Errno::EAGAIN) => {}
+            // ECONNRESET and the like: the peer is gone
+            Err(_) => return Next::Close("recv failed"),
+        }
+    }
+    if !conn.output.is_empty() && (event.writable || !was_blocked) {
+        if let Err(errno) = flush(fd, &mut conn.output, array, stats) {
+            debug!("send: {errno}");
+            return Next::Close("send failed");
+        }
+    }
+    settle(fd, conn, max_pending)
+}
+
+/// Sends what is owed until it is all sent or the kernel's buffer is full.
+fn flush(fd: BorrowedFd<'_>, output: &mut Output, array: &[u8], stats: &mut Stats) -> Result<(), Errno> {
+    loop {
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let count = output.io_slices(array, &mut slices);
+        let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
+        let sent = match net::send(fd, &slices[..count]) {
+            Ok(sent) => sent,
+            Err(Errno::EAGAIN) => return Ok(()),
+            Err(errno) => return Err(errno),
+        };
+        stats.sends += 1;
+        stats.bytes_out += sent as u64;
+        output.consume(sent);
+        // A short send means the buffer is full: trying again would only get EAGAIN.
+        if sent < offered || output.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+/// After a turn: close a connection that is done, shut the write side of one
+/// that is discarding, and otherwise say what to watch next.
+fn settle(fd: BorrowedFd<'_>, conn: &mut Connection, max_pending: usize) -> Next {
+    if conn.output.is_empty() {
+        match conn.phase {
+            Phase::Flushing => return Next::Close("done"),
+            Phase::Discarding if !conn.write_shut => {
+                conn.write_shut = true;
+                if net::shutdown_write(fd).is_err() {
+                    return Next::Close("shutdown failed");
+                }
+            }
+            _ => {}
+        }
+    }
+    Next::Watch(conn.interest(max_pending))
+}
+
+/// The address `host` names: an IP literal, or the first address a name resolves to.
+fn resolve(host: &str) -> Result<std::net::IpAddr, Error> {
+    let mut addrs = (host, 0)
+        .to_socket_addrs()
+        .map_err(|source| Error::Resolve { host: host.into(), source })?;
+    addrs.next().map(|a| a.ip()).ok_or_else(|| Error::NoAddress(host.into()))
+}

@@ -1,0 +1,149 @@
+//! The bytes a connection still owes its peer: owned buffers and borrowed ranges of the array.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::ops::Range;
+
+/// One piece of pending output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chunk {
+    /// Bytes the service produced (replies are coalesced into the last one).
+    Bytes(Vec<u8>),
+    /// A byte range of the served array, sent straight from its memory, never copied.
+    Array(Range<usize>),
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        match self {
+            Chunk::Bytes(bytes) => bytes.len(),
+            Chunk::Array(range) => range.len(),
+        }
+    }
+}
+
+/// A connection's output queue, in the order the bytes must reach the wire.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Chunks not yet fully sent; the front one may be partly sent.
+    chunks: VecDeque<Chunk>,
+    /// How many bytes of the front chunk the kernel has already taken.
+    front_sent: usize,
+    /// Bytes still to send, over all chunks (what backpressure counts).
+    pending: usize,
+}
+
+impl Output {
+    /// Bytes still to send, borrowed array ranges counted by their length.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// True when nothing is owed.
+    pub fn is_empty(&self) -> bool {
+        self.pending == 0
+    }
+
+    /// Queues a copy of `bytes`.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.write_bytes(|buf| buf.extend_from_slice(bytes));
+        }
+    }
+
+    /// Lets `fill` append to the owned buffer at the back of the queue, so a
+    /// service can write a reply in place (uppercasing, patching a frame length).
+    pub fn write_bytes(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
+        if !matches!(self.chunks.back(), Some(Chunk::Bytes(_))) {
+            self.chunks.push_back(Chunk::Bytes(Vec::new()));
+        }
+        let Some(Chunk::Bytes(buf)) = self.chunks.back_mut() else {
+            unreachable!("a Bytes chunk was just ensured at the back")
+        };
+        let before = buf.len();
+        fill(buf);
+        assert!(buf.len() >= before, "write_bytes may only append");
+        self.pending += buf.len() - before;
+        if buf.is_empty() {
+            self.chunks.pop_back();
+        }
+    }
+
+    /// Queues a range of the array's bytes.
+    pub fn push_array(&mut self, range: Range<usize>) {
+        if !range.is_empty() {
+            self.pending += range.len();
+            self.chunks.push_back(Chunk::Array(range));
+        }
+    }
+
+    /// Fills `slices` with what is owed, front first, resolving array ranges
+    /// against `array`, and returns how many it filled: the iovec of one
+    /// vectored send.
+    pub fn io_slices<'a>(&'a self, array: &'a [u8], slices: &mut [IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        for (i, (chunk, slot)) in self.chunks.iter().zip(slices.iter_mut()).enumerate() {
+            let skip = if i == 0 { self.front_sent } else { 0 };
+            *slot = IoSlice::new(match chunk {
+                Chunk::Bytes(bytes) => &bytes[skip..],
+                Chunk::Array(range) => &array[range.start + skip..range.end],
+            });
+            filled += 1;
+        }
+        filled
+    }
+
+    /// Forgets the first `n` bytes, which the kernel has taken.
+    pub fn consume(&mut self, mut n: usize) {
+        assert!(n <= self.pending, "consumed more than was pending");
+        self.pending -= n;
+        while n > 0 {
+            let front_left = self.chunks[0].len() - self.front_sent;
+            if n < front_left {
+                self.front_sent += n;
+                return;
+            }
+            n -= front_left;
+            self.chunks.pop_front();
+            self.front_sent = 0;
+        }
+    }
+
+    /// Copies everything owed into one vector (for tests and small replies).
+    pub fn to_vec(&self, array: &[u8]) -> Vec<u8> {
+        let mut slices = vec![IoSlice::new(&[]); self.chunks.len()];
+        let filled = self.io_slices(array, &mut slices);
+        slices[..filled].iter().flat_map(|s| s.iter().copied()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalesces_bytes_and_consumes_across_chunks() {
+        let array: Vec<u8> = (0..100).collect();
+        let mut out = Output::default();
+        out.push_bytes(b"ab");
+        out.push_bytes(b"cd");
+        out.push_array(10..14);
+        out.push_bytes(b"ef");
+        assert_eq!(out.pending(), 10);
+        assert_eq!(out.to_vec(&array), b"abcd\x0a\x0b\x0c\x0def");
+        out.consume(5);
+        assert_eq!(out.to_vec(&array), b"\x0b\x0c\x0def");
+        out.consume(5);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn empty_pushes_queue_nothing() {
+        let mut out = Output::default();
+        out.push_bytes(b"");
+        out.push_array(5..5);
+        out.write_bytes(|_| {});
+        assert!(out.is_empty());
+        assert_eq!(out.chunks.len(), 0);
+    }
+}

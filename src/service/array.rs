@@ -1,0 +1,436 @@
+//! tcp-array: slices of the float64 array a[i] = i, sent straight from its memory.
+
+use std::ops::Range;
+
+use super::Violation;
+use super::frame::FrameReader;
+use crate::output::Output;
+
+/// Status byte of a reply carrying values.
+const STATUS_OK: u8 = 0;
+/// Status byte of a reply carrying an error message.
+const STATUS_ERROR: u8 = 1;
+/// The most values one reply can carry: its length, 1 + 8 * COUNT, must fit in 4 bytes.
+const MAX_COUNT: u64 = (u32::MAX as u64 - 1) / 8;
+/// How many bytes of a bad request an error message quotes.
+const QUOTE_LIMIT: usize = 64;
+
+/// The array of `len` values a[i] = i in wire form: `len * 8` bytes, each
+/// value a little-endian float64, whatever the host's byte order.
+///
+/// # Panics
+///
+/// If `len * 8` bytes cannot be allocated (a startup setting, not peer input).
+pub fn build(len: usize) -> Vec<u8> {
+    // Collecting fixed-size arrays from a range allocates once and
+    // vectorizes; flattening reuses that allocation.
+    (0..len).map(|i| (i as f64).to_le_bytes()).collect::<Vec<[u8; 8]>>().into_flattened()
+}
+
+/// The tcp-array state: the request frame being read.
+#[derive(Debug)]
+pub struct ArrayRequests {
+    /// The request frame being read.
+    reader: FrameReader,
+    /// How many values the array built by [`build`] holds.
+    array_len: usize,
+}
+
+impl ArrayRequests {
+    /// A fresh connection to an array of `array_len` values (built by [`build`],
+    /// so its bytes fit in memory), with requests of at most `max_frame` bytes.
+    pub fn new(array_len: usize, max_frame: u32) -> Self {
+        ArrayRequests { reader: FrameReader::new(max_frame), array_len }
+    }
+
+    /// Answers each `OFFSET:COUNT` request that `input` completes, in order:
+    /// status 0 and the values, or status 1 and why not. A bad request is
+    /// answered and the connection goes on; only an oversized frame is a violation.
+    pub fn on_data(&mut self, mut input: &[u8], out: &mut Output) -> Result<(), Violation> {
+        while let Some(request) = self.reader.next_frame(&mut input)? {
+            match self.requested_bytes(&request) {
+                Ok(bytes) => {
+                    // At most MAX_COUNT values, so the length fits.
+                    queue_head(out, (1 + bytes.len()) as u32, STATUS_OK);
+                    out.push_array(bytes);
+                }
+                Err(message) => {
+                    // Messages quote at most QUOTE_LIMIT bytes, so the length fits.
+                    queue_head(out, (1 + message.len()) as u32, STATUS_ERROR);
+                    out.push_bytes(message.as_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The byte range of the array that `request` asks for, or the error message.
+    fn requested_bytes(&self, request: &[u8]) -> Result<Range<usize>, String> {
+        let (offset, count) = parse(request)?;
+        let end = offset
+            .checked_add(count)
+            .ok_or_else(|| format!("OFFSET {offset} + COUNT {count} overflows"))?;
+        if end > self.array_len as u64 {
+            return Err(format!(
+                "values {offset}..{end} out of range: the array holds {} values",
+                self.array_len
+            ));
+        }
+        if count > MAX_COUNT {
+            return Err(format!(
+                "COUNT {count} too large: one reply holds at most {MAX_COUNT} values"
+            ));
+        }
+        // Both ends are within the array, whose bytes fit in memory.
+        Ok(offset as usize * 8..end as usize * 8)
+    }
+}
+
+/// Queues a reply's 4-byte big-endian length `len` (status byte included) and its status.
+fn queue_head(out: &mut Output, len: u32, status: u8) {
+    out.write_bytes(|buf| {
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.push(status);
+    });
+}
+
+/// Parses `OFFSET:COUNT`, two unsigned decimal integers of digits only.
+fn parse(request: &[u8]) -> Result<(u64, u64), String> {
+    let malformed = || {
+        format!(
+            "malformed request {}: expected OFFSET:COUNT, two unsigned decimal integers",
+            quote(request)
+        )
+    };
+    let Some(colon) = request.iter().position(|&b| b == b':') else {
+        return Err(malformed());
+    };
+    let (offset, count) = (&request[..colon], &request[colon + 1..]);
+    // A second colon, a sign or a space is not a digit.
+    for digits in [offset, count] {
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(malformed());
+        }
+    }
+    Ok((number("OFFSET", offset)?, number("COUNT", count)?))
+}
+
+/// The value of `digits` (ASCII digits only), or the error message if it exceeds u64.
+fn number(name: &str, digits: &[u8]) -> Result<u64, String> {
+    digits
+        .iter()
+        .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .ok_or_else(|| format!("{name} {} too large: the maximum is {}", quote(digits), u64::MAX))
+}
+
+/// `bytes` quoted for an error message: at most QUOTE_LIMIT bytes of it, read
+/// lossily as UTF-8, with control characters escaped.
+fn quote(bytes: &[u8]) -> String {
+    let shown = &bytes[..bytes.len().min(QUOTE_LIMIT)];
+    let mut quoted = format!("{:?}", String::from_utf8_lossy(shown));
+    if shown.len() < bytes.len() {
+        quoted.push_str("...");
+    }
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::encode;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The request frames for `requests`, back to back.
+    fn frames(requests: &[&[u8]]) -> Vec<u8> {
+        let mut input = Vec::new();
+        for request in requests {
+            encode(request, &mut input).unwrap();
+        }
+        input
+    }
+
+    /// The replies to `input` from a fresh connection to `array`, read in pieces cut at `cuts`.
+    fn replies_in_reads(
+        array: &[u8],
+        max_frame: u32,
+        input: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<u8>, Result<(), Violation>) {
+        let mut service = ArrayRequests::new(array.len() / 8, max_frame);
+        let mut out = Output::default();
+        let mut start = 0;
+        let mut result = Ok(());
+        for &cut in cuts.iter().chain([&input.len()]) {
+            result = service.on_data(&input[start..cut], &mut out);
+            if result.is_err() {
+                break;
+            }
+            start = cut;
+        }
+        (out.to_vec(array), result)
+    }
+
+    /// Splits replies into (status, body) pairs, checking each is a whole frame.
+    fn parse_replies(mut out: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut reader = FrameReader::new(u32::MAX);
+        let mut replies = Vec::new();
+        while let Some(reply) = reader.next_frame(&mut out).unwrap() {
+            let (&status, body) = reply.split_first().expect("a reply has a status byte");
+            replies.push((status, body.to_vec()));
+        }
+        replies
+    }
+
+    /// The one reply to `request` against an array of `len` values.
+    fn reply_to(len: usize, request: &[u8]) -> (u8, Vec<u8>) {
+        let array = build(len);
+        let (out, result) = replies_in_reads(&array, 1000, &frames(&[request]), &[]);
+        assert_eq!(result, Ok(()));
+        let mut replies = parse_replies(&out);
+        assert_eq!(replies.len(), 1);
+        replies.remove(0)
+    }
+
+    /// The error message answering `request` against an array of `len` values.
+    fn error_for(len: usize, request: &[u8]) -> String {
+        let (status, body) = reply_to(len, request);
+        assert_eq!(status, STATUS_ERROR, "{:?}", String::from_utf8_lossy(request));
+        String::from_utf8(body).unwrap()
+    }
+
+    #[test]
+    fn build_holds_little_endian_indices() {
+        assert_eq!(build(0), b"");
+        let array = build(1000);
+        assert_eq!(array.len(), 8000);
+        for (i, value) in array.chunks_exact(8).enumerate() {
+            assert_eq!(f64::from_le_bytes(value.try_into().unwrap()), i as f64);
+        }
+        assert_eq!(array[8..16], [0, 0, 0, 0, 0, 0, 0xf0, 0x3f]);
+    }
+
+    #[test]
+    fn good_request_gets_the_values() {
+        let (status, body) = reply_to(100, b"10:5");
+        assert_eq!(status, STATUS_OK);
+        assert_eq!(body.len(), 5 * 8);
+        for (i, value) in body.chunks_exact(8).enumerate() {
+            assert_eq!(f64::from_le_bytes(value.try_into().unwrap()), (10 + i) as f64);
+        }
+        assert_eq!(body, build(100)[80..120]);
+        // The whole array, and leading zeros.
+        assert_eq!(reply_to(100, b"0:100"), (STATUS_OK, build(100)));
+        assert_eq!(reply_to(100, b"007:01"), (STATUS_OK, build(100)[56..64].to_vec()));
+    }
+
+    #[test]
+    fn reply_header_is_length_then_status() {
+        let array = build(4);
+        let (out, _) = replies_in_reads(&array, 100, &frames(&[b"1:2"]), &[]);
+        assert_eq!(out[..5], [0, 0, 0, 17, STATUS_OK]);
+        assert_eq!(out[5..], array[8..24]);
+    }
+
+    #[test]
+    fn values_are_queued_as_a_range_not_copied() {
+        let mut service = ArrayRequests::new(10, 100);
+        let mut out = Output::default();
+        service.on_data(&frames(&[b"2:3"]), &mut out).unwrap();
+        // Resolved against another array, the queued range shows where it points.
+        let other: Vec<u8> = (0..80).collect();
+        assert_eq!(out.to_vec(&other)[5..], other[16..40]);
+    }
+
+    #[test]
+    fn count_zero_is_an_empty_success() {
+        let array = build(10);
+        let (out, _) = replies_in_reads(&array, 100, &frames(&[b"3:0", b"10:0"]), &[]);
+        assert_eq!(out, [0, 0, 0, 1, STATUS_OK, 0, 0, 0, 1, STATUS_OK]);
+        assert_eq!(reply_to(0, b"0:0"), (STATUS_OK, Vec::new()));
+    }
+
+    #[test]
+    fn malformed_requests_say_what_is_expected() {
+        for request in [
+            &b"abc"[..],
+            b"",
+            b":",
+            b"1:",
+            b":1",
+            b"1:2:3",
+            b"+1:2",
+            b"-1:2",
+            b"1:-2",
+            b" 1:2",
+            b"1: 2",
+            b"1:2\n",
+            b"1;2",
+            b"0x1:2",
+            b"\xff:1",
+        ] {
+            let message = error_for(10, request);
+            assert!(message.starts_with("malformed request \""), "{message}");
+            assert!(message.ends_with(": expected OFFSET:COUNT, two unsigned decimal integers"));
+        }
+        assert_eq!(
+            error_for(10, b"abc"),
+            "malformed request \"abc\": expected OFFSET:COUNT, two unsigned decimal integers"
+        );
+        assert!(error_for(10, b"1:2\n").starts_with(r#"malformed request "1:2\n": "#));
+        assert!(error_for(10, b"\xff:1").starts_with("malformed request \"\u{fffd}:1\": "));
+    }
+
+    #[test]
+    fn malformed_request_is_quoted_truncated() {
+        let message = error_for(10, &[b'x'; 500]);
+        let quoted = format!("\"{}\"...", "x".repeat(QUOTE_LIMIT));
+        assert!(message.starts_with(&format!("malformed request {quoted}: ")), "{message}");
+    }
+
+    #[test]
+    fn numbers_beyond_u64_are_too_large() {
+        assert_eq!(
+            error_for(10, b"18446744073709551616:1"),
+            "OFFSET \"18446744073709551616\" too large: the maximum is 18446744073709551615"
+        );
+        assert_eq!(
+            error_for(10, b"0:99999999999999999999"),
+            "COUNT \"99999999999999999999\" too large: the maximum is 18446744073709551615"
+        );
+        // A long number is quoted truncated too.
+        let long = [b"1:".as_slice(), &[b'9'; 200]].concat();
+        let quoted = format!("\"{}\"...", "9".repeat(QUOTE_LIMIT));
+        assert_eq!(
+            error_for(10, &long),
+            format!("COUNT {quoted} too large: the maximum is 18446744073709551615")
+        );
+    }
+
+    #[test]
+    fn offset_plus_count_overflow() {
+        assert_eq!(
+            error_for(10, b"18446744073709551615:1"),
+            "OFFSET 18446744073709551615 + COUNT 1 overflows"
+        );
+    }
+
+    #[test]
+    fn out_of_range() {
+        assert_eq!(
+            error_for(15, b"10:10"),
+            "values 10..20 out of range: the array holds 15 values"
+        );
+        assert_eq!(error_for(15, b"16:0"), "values 16..16 out of range: the array holds 15 values");
+        assert_eq!(error_for(0, b"0:1"), "values 0..1 out of range: the array holds 0 values");
+        assert_eq!(
+            error_for(15, b"18446744073709551615:0"),
+            "values 18446744073709551615..18446744073709551615 out of range: the array holds 15 values"
+        );
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn reply_too_large_for_a_4_byte_length() {
+        // Never resolved against memory, so the array need not exist.
+        let mut service = ArrayRequests::new(1 << 40, 100);
+        let mut out = Output::default();
+        service.on_data(&frames(&[b"0:536870912"]), &mut out).unwrap();
+        let message = "COUNT 536870912 too large: one reply holds at most 536870911 values";
+        let mut expected = ((1 + message.len()) as u32).to_be_bytes().to_vec();
+        expected.push(STATUS_ERROR);
+        expected.extend_from_slice(message.as_bytes());
+        assert_eq!(out.to_vec(&[]), expected);
+        // One value fewer fits: 1 + 8 * 536870911 = u32::MAX - 6.
+        let mut out = Output::default();
+        service.on_data(&frames(&[b"8:536870911"]), &mut out).unwrap();
+        assert_eq!(out.pending(), 4 + 1 + 8 * 536870911);
+        assert_eq!(1 + 8 * MAX_COUNT, u64::from(u32::MAX) - 6);
+    }
+
+    #[test]
+    fn connection_goes_on_after_errors() {
+        let array = build(20);
+        let input = frames(&[b"x", b"1:1", b"30:1", b"19:1"]);
+        let (out, result) = replies_in_reads(&array, 100, &input, &[]);
+        assert_eq!(result, Ok(()));
+        let replies = parse_replies(&out);
+        let statuses: Vec<u8> = replies.iter().map(|(status, _)| *status).collect();
+        assert_eq!(statuses, [STATUS_ERROR, STATUS_OK, STATUS_ERROR, STATUS_OK]);
+        assert_eq!(replies[3].1, array[152..160]);
+    }
+
+    #[test]
+    fn oversized_request_frame_is_a_violation_after_earlier_replies() {
+        let array = build(20);
+        let input = frames(&[b"1:1", b"123456789"]);
+        let (out, result) = replies_in_reads(&array, 8, &input, &[]);
+        assert_eq!(parse_replies(&out), [(STATUS_OK, array[8..16].to_vec())]);
+        assert_eq!(result, Err(Violation::FrameTooLarge { announced: 9, limit: 8 }));
+    }
+
+    #[test]
+    fn requests_split_byte_by_byte() {
+        let array = build(20);
+        let input = frames(&[b"0:3", b"", b"5:15"]);
+        let cuts: Vec<usize> = (1..input.len()).collect();
+        let whole = replies_in_reads(&array, 100, &input, &[]);
+        assert_eq!(replies_in_reads(&array, 100, &input, &cuts), whole);
+        assert_eq!(parse_replies(&whole.0).len(), 3);
+    }
+
+    /// Request frames, good and bad, against a 20-value array, then maybe stray bytes.
+    fn requests_then_noise() -> impl Strategy<Value = Vec<u8>> {
+        let request = prop_oneof![
+            (0u64..25, 0u64..25).prop_map(|(o, c)| format!("{o}:{c}").into_bytes()),
+            proptest::collection::vec(
+                prop_oneof![any::<u8>(), Just(b':'), Just(b'1'), Just(b'9')],
+                0..30
+            ),
+        ];
+        (proptest::collection::vec(request, 0..6), proptest::collection::vec(any::<u8>(), 0..6))
+            .prop_map(|(requests, noise)| {
+                let requests: Vec<&[u8]> = requests.iter().map(Vec::as_slice).collect();
+                [frames(&requests), noise].concat()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn any_split_gives_the_whole(
+            input in requests_then_noise(),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let array = build(20);
+            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
+            cuts.sort_unstable();
+            let whole = replies_in_reads(&array, 24, &input, &[]);
+            prop_assert_eq!(replies_in_reads(&array, 24, &input, &cuts), whole);
+        }
+
+        #[test]
+        fn every_reply_is_values_or_a_message(
+            input in prop_oneof![requests_then_noise(), proptest::collection::vec(any::<u8>(), 0..64)],
+            max_frame in prop_oneof![Just(0), Just(24), Just(u32::MAX)],
+        ) {
+            let array = build(20);
+            let (out, result) = replies_in_reads(&array, max_frame, &input, &[]);
+            if let Err(Violation::FrameTooLarge { announced, limit }) = result {
+                prop_assert!(announced > limit);
+            }
+            for (status, body) in parse_replies(&out) {
+                match status {
+                    STATUS_OK => {
+                        prop_assert_eq!(body.len() % 8, 0);
+                        let first = body.get(..8).map(|v| f64::from_le_bytes(v.try_into().unwrap()));
+                        let start = first.map_or(0, |f| f as usize * 8);
+                        prop_assert_eq!(&array[start..start + body.len()], &body[..]);
+                    }
+                    STATUS_ERROR => prop_assert!(String::from_utf8(body).is_ok()),
+                    other => prop_assert!(false, "status {}", other),
+                }
+            }
+        }
+    }
+}

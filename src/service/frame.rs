@@ -1,0 +1,322 @@
+//! Length-prefixed frames (4-byte big-endian length, then the payload) and tcp-frame.
+
+use std::borrow::Cow;
+
+use super::Violation;
+use super::upper::uppercase_into;
+use crate::output::Output;
+
+/// Bytes in a frame header.
+const HEADER: usize = 4;
+
+/// Incremental frame decoder: takes reads of any size, yields whole payloads.
+#[derive(Debug)]
+pub struct FrameReader {
+    /// The longest payload accepted (`--max-frame`).
+    max_frame: u32,
+    /// The header of the frame being read.
+    header: [u8; HEADER],
+    /// How many header bytes have arrived; `HEADER` once the body is being read.
+    header_len: usize,
+    /// Body bytes received so far, when the frame spans reads.
+    body: Vec<u8>,
+}
+
+impl FrameReader {
+    /// A decoder rejecting payloads longer than `max_frame` bytes.
+    pub fn new(max_frame: u32) -> Self {
+        FrameReader { max_frame, header: [0; HEADER], header_len: 0, body: Vec::new() }
+    }
+
+    /// Takes bytes from the front of `input` until a frame is complete and
+    /// returns its payload, borrowed from `input` when the whole body is there,
+    /// or `Ok(None)` once `input` is used up (the rest is kept for the next read).
+    /// A header announcing more than the limit is an error before any body byte is kept.
+    pub fn next_frame<'a>(
+        &mut self,
+        input: &mut &'a [u8],
+    ) -> Result<Option<Cow<'a, [u8]>>, Violation> {
+        let take = (HEADER - self.header_len).min(input.len());
+        self.header[self.header_len..][..take].copy_from_slice(&input[..take]);
+        self.header_len += take;
+        *input = &input[take..];
+        if self.header_len < HEADER {
+            return Ok(None);
+        }
+        let announced = u32::from_be_bytes(self.header);
+        if announced > self.max_frame {
+            return Err(Violation::FrameTooLarge {
+                announced: announced.into(),
+                limit: self.max_frame.into(),
+            });
+        }
+        let len = announced as usize;
+        if self.body.is_empty() && input.len() >= len {
+            // The whole body is in this read: no copy.
+            let (payload, rest) = input.split_at(len);
+            *input = rest;
+            self.header_len = 0;
+            return Ok(Some(Cow::Borrowed(payload)));
+        }
+        // Grow with what arrives, never by what the header claims.
+        let take = (len - self.body.len()).min(input.len());
+        self.body.extend_from_slice(&input[..take]);
+        *input = &input[take..];
+        if self.body.len() < len {
+            return Ok(None);
+        }
+        self.header_len = 0;
+        Ok(Some(Cow::Owned(std::mem::take(&mut self.body))))
+    }
+}
+
+/// Appends one frame to `out`: a header placeholder, then whatever `fill`
+/// appends as the payload, then the real length patched in. A payload too long
+/// for 4 bytes is removed again and reported, so no corrupt frame is left.
+fn write_frame(out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) -> Result<(), Violation> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    fill(out);
+    let len = out.len() - start - HEADER;
+    match u32::try_from(len) {
+        Ok(len) => {
+            out[start..start + HEADER].copy_from_slice(&len.to_be_bytes());
+            Ok(())
+        }
+        Err(_) => {
+            out.truncate(start);
+            Err(Violation::ReplyTooLarge(len as u64))
+        }
+    }
+}
+
+/// Appends `payload` to `out` as one frame; fails only past 4 GiB.
+pub fn encode(payload: &[u8], out: &mut Vec<u8>) -> Result<(), Violation> {
+    write_frame(out, |buf| buf.extend_from_slice(payload))
+}
+
+/// The tcp-frame state: answers each frame with its payload uppercased.
+#[derive(Debug)]
+pub struct FrameUpper {
+    /// The frame being read.
+    reader: FrameReader,
+}
+
+impl FrameUpper {
+    /// A fresh connection accepting payloads of up to `max_frame` bytes.
+    pub fn new(max_frame: u32) -> Self {
+        FrameUpper { reader: FrameReader::new(max_frame) }
+    }
+
+    /// Queues one uppercased frame per frame that `input` completes, in order.
+    /// On a violation, the replies to the frames before it are already queued.
+    pub fn on_data(&mut self, mut input: &[u8], out: &mut Output) -> Result<(), Violation> {
+        while let Some(payload) = self.reader.next_frame(&mut input)? {
+            let mut written = Ok(());
+            out.write_bytes(|buf| written = write_frame(buf, |buf| uppercase_into(&payload, buf)));
+            written?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(payload, &mut out).unwrap();
+        out
+    }
+
+    /// Every payload `input` completes, read in pieces cut at `cuts` (ascending).
+    fn read_frames(
+        reader: &mut FrameReader,
+        input: &[u8],
+        cuts: &[usize],
+    ) -> Result<Vec<Vec<u8>>, Violation> {
+        let mut frames = Vec::new();
+        let mut start = 0;
+        for &cut in cuts.iter().chain([&input.len()]) {
+            let mut read = &input[start..cut];
+            while let Some(payload) = reader.next_frame(&mut read)? {
+                frames.push(payload.into_owned());
+            }
+            assert!(read.is_empty(), "a read is always used up");
+            start = cut;
+        }
+        Ok(frames)
+    }
+
+    /// FrameUpper's output and outcome for `input` read in pieces cut at `cuts`.
+    fn upper_in_reads(
+        max_frame: u32,
+        input: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<u8>, Result<(), Violation>) {
+        let mut service = FrameUpper::new(max_frame);
+        let mut out = Output::default();
+        let mut start = 0;
+        let mut result = Ok(());
+        for &cut in cuts.iter().chain([&input.len()]) {
+            result = service.on_data(&input[start..cut], &mut out);
+            if result.is_err() {
+                break;
+            }
+            start = cut;
+        }
+        (out.to_vec(&[]), result)
+    }
+
+    #[test]
+    fn encode_writes_big_endian_length() {
+        assert_eq!(frame(b""), [0, 0, 0, 0]);
+        assert_eq!(frame(b"abc"), b"\0\0\0\x03abc");
+        assert_eq!(frame(&[7; 300])[..4], [0, 0, 1, 44]);
+    }
+
+    #[test]
+    fn whole_frame_in_one_read_is_borrowed() {
+        let input = [frame(b"hello"), frame(b"")].concat();
+        let mut reader = FrameReader::new(100);
+        let mut read = &input[..];
+        let first = reader.next_frame(&mut read).unwrap().unwrap();
+        assert!(matches!(first, Cow::Borrowed(b"hello")));
+        let second = reader.next_frame(&mut read).unwrap().unwrap();
+        assert!(matches!(second, Cow::Borrowed(b"")));
+        assert_eq!(reader.next_frame(&mut read), Ok(None));
+    }
+
+    #[test]
+    fn zero_length_frames_are_frames() {
+        let input = [frame(b""), frame(b""), frame(b"x")].concat();
+        let frames = read_frames(&mut FrameReader::new(0), &frame(b""), &[]).unwrap();
+        assert_eq!(frames, [b""]);
+        let frames = read_frames(&mut FrameReader::new(1), &input, &[]).unwrap();
+        assert_eq!(frames, [&b""[..], b"", b"x"]);
+    }
+
+    #[test]
+    fn header_and_body_split_byte_by_byte() {
+        let input = [frame(b"ab"), frame(b""), frame(b"cde")].concat();
+        let cuts: Vec<usize> = (1..input.len()).collect();
+        let frames = read_frames(&mut FrameReader::new(10), &input, &cuts).unwrap();
+        assert_eq!(frames, [&b"ab"[..], b"", b"cde"]);
+    }
+
+    #[test]
+    fn header_over_the_limit_is_rejected_before_its_body() {
+        let mut reader = FrameReader::new(4);
+        let mut read = &[0, 0, 0, 5, b'a'][..];
+        let too_large = Violation::FrameTooLarge { announced: 5, limit: 4 };
+        assert_eq!(reader.next_frame(&mut read), Err(too_large.clone()));
+        assert_eq!(read, b"a", "no body byte is taken");
+        assert!(reader.body.capacity() == 0);
+        // Also when the header arrives in pieces, and at the maximum.
+        let input = [0xff, 0xff, 0xff, 0xff];
+        let result = read_frames(&mut FrameReader::new(4), &input, &[1, 2, 3]);
+        assert_eq!(result, Err(Violation::FrameTooLarge { announced: u32::MAX.into(), limit: 4 }));
+        // Exactly the limit is fine.
+        let frames = read_frames(&mut FrameReader::new(4), &frame(b"abcd"), &[]).unwrap();
+        assert_eq!(frames, [b"abcd"]);
+    }
+
+    #[test]
+    fn body_is_not_preallocated() {
+        let mut reader = FrameReader::new(u32::MAX);
+        let mut read = &[0x7f, 0xff, 0xff, 0xff, b'a'][..];
+        assert_eq!(reader.next_frame(&mut read), Ok(None));
+        assert!(reader.body.capacity() < 1024);
+    }
+
+    #[test]
+    fn frame_upper_answers_pipelined_frames_in_order() {
+        let input = [frame(b"hello"), frame(b""), frame("straße".as_bytes())].concat();
+        let expected = [frame(b"HELLO"), frame(b""), frame(b"STRASSE")].concat();
+        assert_eq!(upper_in_reads(100, &input, &[]), (expected.clone(), Ok(())));
+        let cuts: Vec<usize> = (1..input.len()).collect();
+        assert_eq!(upper_in_reads(100, &input, &cuts), (expected, Ok(())));
+    }
+
+    #[test]
+    fn frame_upper_keeps_invalid_utf8_and_reports_violations_after_earlier_replies() {
+        let input = [frame(b"a\xff"), frame(b"toolong"), frame(b"b")].concat();
+        let (out, result) = upper_in_reads(3, &input, &[]);
+        assert_eq!(out, frame(b"A\xff"));
+        assert_eq!(result, Err(Violation::FrameTooLarge { announced: 7, limit: 3 }));
+    }
+
+    /// Well-formed frames (some over a limit of 16), then maybe stray bytes.
+    fn frames_then_noise() -> impl Strategy<Value = Vec<u8>> {
+        let payload = proptest::collection::vec(
+            prop_oneof![any::<u8>(), Just(0xc3), Just(0x9f), Just(b'a')],
+            0..24,
+        );
+        (proptest::collection::vec(payload, 0..6), proptest::collection::vec(any::<u8>(), 0..6))
+            .prop_map(|(payloads, noise)| {
+                let mut input = Vec::new();
+                for payload in payloads {
+                    encode(&payload, &mut input).unwrap();
+                }
+                input.extend(noise);
+                input
+            })
+    }
+
+    fn sorted_cuts(cuts: &[prop::sample::Index], len: usize) -> Vec<usize> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(len + 1)).collect();
+        cuts.sort_unstable();
+        cuts
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn reader_any_split_gives_the_whole(
+            input in frames_then_noise(),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let cuts = sorted_cuts(&cuts, input.len());
+            let whole = read_frames(&mut FrameReader::new(16), &input, &[]);
+            prop_assert_eq!(read_frames(&mut FrameReader::new(16), &input, &cuts), whole);
+        }
+
+        #[test]
+        fn frame_upper_any_split_gives_the_whole(
+            input in frames_then_noise(),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let cuts = sorted_cuts(&cuts, input.len());
+            let whole = upper_in_reads(16, &input, &[]);
+            prop_assert_eq!(upper_in_reads(16, &input, &cuts), whole);
+        }
+
+        #[test]
+        fn frame_upper_answers_each_frame_or_rejects_it(
+            input in prop_oneof![frames_then_noise(), proptest::collection::vec(any::<u8>(), 0..64)],
+            max_frame in prop_oneof![Just(0), Just(16), Just(u32::MAX)],
+        ) {
+            let requests = read_frames(&mut FrameReader::new(max_frame), &input, &[]);
+            let (out, result) = upper_in_reads(max_frame, &input, &[]);
+            // Whatever is queued is a sequence of whole frames: one per request answered.
+            let replies = read_frames(&mut FrameReader::new(u32::MAX), &out, &[]).unwrap();
+            if let Err(Violation::FrameTooLarge { announced, limit }) = &result {
+                prop_assert!(announced > limit);
+            }
+            let mut reader = FrameReader::new(max_frame);
+            let mut read = &input[..];
+            let mut answered = 0;
+            while let Ok(Some(payload)) = reader.next_frame(&mut read) {
+                let mut expected = Vec::new();
+                uppercase_into(&payload, &mut expected);
+                prop_assert_eq!(&replies[answered], &expected);
+                answered += 1;
+            }
+            prop_assert_eq!(replies.len(), answered);
+            prop_assert_eq!(requests.is_err(), result.is_err());
+        }
+    }
+}

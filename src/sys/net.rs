@@ -1,0 +1,98 @@
+//! The socket calls: socket/bind/listen (via socket2), accept4, recv, send, sendmsg, recvfrom, sendto (via nix).
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{self, MsgFlags, SockaddrStorage};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+/// The listen(2) backlog: the kernel caps it at net.core.somaxconn (4096 on recent kernels).
+const BACKLOG: i32 = 4096;
+
+/// socket + setsockopt(SO_REUSEADDR) + bind + listen: a non-blocking TCP listener.
+/// SO_REUSEADDR lets a restarted server bind while old connections sit in TIME_WAIT.
+pub fn listen_tcp(addr: SocketAddr) -> std::io::Result<OwnedFd> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// socket + bind: a non-blocking UDP socket.
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<OwnedFd> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::DGRAM.nonblocking().cloexec(),
+        Some(Protocol::UDP),
+    )?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// getsockname: the address actually bound (the port, when 0 was asked for).
+pub fn local_addr(fd: BorrowedFd<'_>) -> std::io::Result<SocketAddr> {
+    SockRef::from(&fd)
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("not an IP socket"))
+}
+
+/// accept4(SOCK_NONBLOCK | SOCK_CLOEXEC), then TCP_NODELAY so that small
+/// replies leave at once instead of waiting on Nagle's algorithm.
+/// `Ok(None)` means no connection was waiting (EAGAIN).
+pub fn accept(listener: BorrowedFd<'_>) -> Result<Option<OwnedFd>, Errno> {
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    match SockRef::from(&listener).accept4(flags) {
+        Ok((socket, _peer)) => {
+            // Only fails if the connection already died; recv will tell.
+            let _ = socket.set_tcp_nodelay(true);
+            Ok(Some(socket.into()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+    }
+}
+
+/// recv(2): `Ok(0)` is the peer's FIN.
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    socket::recv(fd.as_raw_fd(), buf, MsgFlags::empty())
+}
+
+/// send(2) for one slice, sendmsg(2) for several (one vectored write).
+/// MSG_NOSIGNAL turns a write to a closed peer into EPIPE instead of SIGPIPE.
+pub fn send(fd: BorrowedFd<'_>, slices: &[IoSlice<'_>]) -> Result<usize, Errno> {
+    match slices {
+        [] => Ok(0),
+        [one] => socket::send(fd.as_raw_fd(), one, MsgFlags::MSG_NOSIGNAL),
+        many => socket::sendmsg::<SockaddrStorage>(
+            fd.as_raw_fd(),
+            many,
+            &[],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ),
+    }
+}
+
+/// recvfrom(2): one datagram and its sender.
+pub fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Option<SockaddrStorage>), Errno> {
+    socket::recvfrom::<SockaddrStorage>(fd.as_raw_fd(), buf)
+}
+
+/// sendto(2): one datagram to `to`. Never blocks: the socket is non-blocking,
+/// so a full send buffer is EAGAIN and the reply is dropped by the caller.
+pub fn send_to(fd: BorrowedFd<'_>, datagram: &[u8], to: &SockaddrStorage) -> Result<usize, Errno> {
+    socket::sendto(fd.as_raw_fd(), datagram, to, MsgFlags::MSG_NOSIGNAL)
+}
+
+/// shutdown(SHUT_WR): send FIN after the queued bytes, keep reading.
+pub fn shutdown_write(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    socket::shutdown(fd.as_raw_fd(), socket::Shutdown::Write)
+}
