@@ -20,6 +20,10 @@ pub struct Config {
     pub max_frame: u32,
     /// Unsent bytes per connection past which reading from it pauses.
     pub max_pending: usize,
+    /// Connections past which new ones are accepted and closed at once.
+    pub max_conns: usize,
+    /// A connection silent this long is closed; `None` never closes one for silence.
+    pub idle_timeout: Option<Duration>,
     /// How long shutdown may spend finishing what is owed.
     pub drain_timeout: Duration,
     /// Print syscall and traffic counts every second and at exit.
@@ -35,6 +39,8 @@ impl Default for Config {
             array_len: 50_000_000,
             max_frame: 16 << 20,
             max_pending: 1 << 20,
+            max_conns: 10_000,
+            idle_timeout: Some(Duration::from_secs(300)),
             drain_timeout: Duration::from_secs(5),
             stats: false,
         }

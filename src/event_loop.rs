@@ -3,7 +3,7 @@
 use std::io::IoSlice;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use nix::errno::Errno;
@@ -25,6 +25,12 @@ const DATAGRAM_BUDGET: usize = 64;
 const READ_BUFFER: usize = 64 * 1024;
 /// Slices gathered into one vectored send.
 const MAX_IOV: usize = 64;
+/// How often `--stats` prints.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+/// Idle connections are looked for at most this often: a sweep is O(connections).
+const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// A repeated warning (connection limit, descriptor exhaustion) is logged at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(1);
 
 /// How the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +74,12 @@ pub struct Server {
     drain_deadline: Option<Instant>,
     /// Set by a second signal.
     forced: bool,
+    /// When to look for connections silent past `--idle-timeout`.
+    idle_sweep: Option<Instant>,
+    /// When `--stats` next prints.
+    stats_due: Option<Instant>,
+    /// Rate limit of the "connection refused" warnings.
+    refused_warning: Throttle,
     /// Syscall and traffic counts.
     stats: Stats,
 }
@@ -98,10 +110,16 @@ impl Server {
             warned_fd_setsize: false,
             drain_deadline: None,
             forced: false,
+            idle_sweep: None,
+            stats_due: None,
+            refused_warning: Throttle::default(),
             stats: Stats::default(),
             config,
         };
         server.signal_fd = server.register(Socket::Signals(Signals::new()?))?;
+        if server.config.stats {
+            server.stats_due = Some(Instant::now() + STATS_EVERY);
+        }
         let ip = resolve(&server.config.host)?;
         let enabled: Vec<(ServiceKind, u16)> =
             server.config.ports.iter().filter_map(|&(k, p)| Some((k, p?))).collect();
@@ -142,18 +160,28 @@ impl Server {
     /// Serves until a signal stops it.
     pub fn run(&mut self) -> Result<Shutdown, Error> {
         loop {
-            let mut timeout = None;
+            let now = Instant::now();
             if let Some(deadline) = self.drain_deadline {
                 if self.table.connections() == 0 {
                     return Ok(Shutdown::Drained);
                 }
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+                if now >= deadline {
                     warn!("drain timeout: cutting {} connections", self.table.connections());
                     return Ok(Shutdown::TimedOut);
                 }
-                timeout = Some(left);
             }
+            if self.idle_sweep.is_some_and(|due| now >= due) {
+                self.close_idle(now);
+            }
+            if self.stats_due.is_some_and(|due| now >= due) {
+                info!("stats: {}", self.stats);
+                self.stats_due = Some(now + STATS_EVERY);
+            }
+            // The wait sleeps until the nearest deadline, or forever when there is none:
+            // an idle server makes one blocked call and nothing else.
+            let nearest =
+                [self.drain_deadline, self.idle_sweep, self.stats_due].into_iter().flatten().min();
+            let timeout = nearest.map(|due| due.saturating_duration_since(now));
             self.poller.wait(self.table.watched(), timeout, &mut self.events)?;
             self.stats.waits += 1;
             self.stats.ready += self.events.len() as u64;
@@ -215,13 +243,29 @@ impl Server {
         }
     }
 
-    /// Puts an accepted connection in the table, unless the backend refuses it.
+    /// Puts an accepted connection in the table, unless `--max-conns` or the backend refuses it.
     fn add_connection(&mut self, fd: OwnedFd, service: ServiceKind) {
+        let now = Instant::now();
+        if self.table.connections() >= self.config.max_conns {
+            self.stats.refused += 1;
+            if let Some(more) = self.refused_warning.allow(now) {
+                warn!(
+                    "--max-conns {} reached: closing new connections at once ({more} more since the last warning)",
+                    self.config.max_conns
+                );
+            }
+            return; // dropping `fd` closes it
+        }
         let state = StreamService::new(service, self.config.array_len, self.config.max_frame)
             .expect("listeners only serve stream services");
-        let conn = Box::new(Connection::new(state));
+        let conn = Box::new(Connection::new(state, now));
         match self.register(Socket::Stream { fd, conn }) {
-            Ok(_) => self.stats.accepted += 1,
+            Ok(_) => {
+                self.stats.accepted += 1;
+                if let Some(timeout) = self.config.idle_timeout {
+                    self.idle_sweep.get_or_insert(now + timeout);
+                }
+            }
             Err(Error::Sys(SysError::FdTooLarge { fd, limit })) => {
                 self.stats.refused += 1;
                 if !std::mem::replace(&mut self.warned_fd_setsize, true) {
@@ -285,13 +329,17 @@ impl Server {
     /// Reads every pending signal: the first starts draining, a second forces exit.
     fn on_signals(&mut self) {
         loop {
-            let Some(Entry { socket: Socket::Signals(signals), .. }) = self.table.get(self.signal_fd)
+            let Some(Entry { socket: Socket::Signals(signals), .. }) =
+                self.table.get(self.signal_fd)
             else {
                 return;
             };
             match signals.read() {
                 Ok(Some(signal)) if self.drain_deadline.is_some() => {
-                    warn!("{signal} again: exiting now, cutting {} connections", self.table.connections());
+                    warn!(
+                        "{signal} again: exiting now, cutting {} connections",
+                        self.table.connections()
+                    );
                     self.forced = true;
                     return;
                 }
@@ -369,6 +417,27 @@ impl Server {
         drop(entry);
     }
 
+    /// Closes connections silent for `--idle-timeout`, and schedules the next
+    /// sweep for when the oldest survivor would expire.
+    fn close_idle(&mut self, now: Instant) {
+        let Some(timeout) = self.config.idle_timeout else { return };
+        let mut idle = Vec::new();
+        let mut oldest: Option<Instant> = None;
+        for fd in self.table.fds() {
+            if let Some(Entry { socket: Socket::Stream { conn, .. }, .. }) = self.table.get(fd) {
+                if now.duration_since(conn.last_active) >= timeout {
+                    idle.push(fd);
+                } else {
+                    oldest = Some(oldest.map_or(conn.last_active, |o| o.min(conn.last_active)));
+                }
+            }
+        }
+        for fd in idle {
+            self.close(fd, "idle timeout");
+        }
+        self.idle_sweep = oldest.map(|t| (t + timeout).max(now + IDLE_SWEEP_EVERY));
+    }
+
     /// Puts the listeners in or out of the wait set.
     fn set_accepting(&mut self, on: bool) {
         self.accept_paused = !on;
@@ -394,6 +463,7 @@ fn serve(
     if event.closed {
         return Next::Close("hang-up or error");
     }
+    conn.last_active = Instant::now(); // the vDSO's clock_gettime: no syscall
     // Output already waiting means the send buffer was full: only POLLOUT says it has room.
     let was_blocked = !conn.output.is_empty();
     if event.readable {
@@ -410,11 +480,11 @@ fn serve(
             Ok(len) => {
                 stats.recvs += 1;
                 stats.bytes_in += len as u64;
-                if conn.phase == Phase::Serving {
-                    if let Err(violation) = conn.service.on_data(&buf[..len], &mut conn.output) {
-                        debug!("closing after owed replies: {violation}");
-                        conn.phase = Phase::Discarding;
-                    }
+                if conn.phase == Phase::Serving
+                    && let Err(violation) = conn.service.on_data(&buf[..len], &mut conn.output)
+                {
+                    debug!("closing after owed replies: {violation}");
+                    conn.phase = Phase::Discarding;
                 }
             }
             // a spurious wake-up
@@ -423,17 +493,23 @@ fn serve(
             Err(_) => return Next::Close("recv failed"),
         }
     }
-    if !conn.output.is_empty() && (event.writable || !was_blocked) {
-        if let Err(errno) = flush(fd, &mut conn.output, array, stats) {
-            debug!("send: {errno}");
-            return Next::Close("send failed");
-        }
+    if !conn.output.is_empty()
+        && (event.writable || !was_blocked)
+        && let Err(errno) = flush(fd, &mut conn.output, array, stats)
+    {
+        debug!("send: {errno}");
+        return Next::Close("send failed");
     }
     settle(fd, conn, max_pending)
 }
 
 /// Sends what is owed until it is all sent or the kernel's buffer is full.
-fn flush(fd: BorrowedFd<'_>, output: &mut Output, array: &[u8], stats: &mut Stats) -> Result<(), Errno> {
+fn flush(
+    fd: BorrowedFd<'_>,
+    output: &mut Output,
+    array: &[u8],
+    stats: &mut Stats,
+) -> Result<(), Errno> {
     loop {
         let mut slices = [IoSlice::new(&[]); MAX_IOV];
         let count = output.io_slices(array, &mut slices);
@@ -477,4 +553,25 @@ fn resolve(host: &str) -> Result<std::net::IpAddr, Error> {
         .to_socket_addrs()
         .map_err(|source| Error::Resolve { host: host.into(), source })?;
     addrs.next().map(|a| a.ip()).ok_or_else(|| Error::NoAddress(host.into()))
+}
+
+/// Lets a repeated warning through at most once per `WARN_EVERY`, counting the rest.
+#[derive(Debug, Default)]
+struct Throttle {
+    /// When the last warning went out.
+    last: Option<Instant>,
+    /// Occurrences since then.
+    suppressed: u64,
+}
+
+impl Throttle {
+    /// `Some(occurrences suppressed since the last warning)` when one may be logged now.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self.last.is_some_and(|last| now.duration_since(last) < WARN_EVERY) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
 }

@@ -2,22 +2,22 @@
 //!
 //! The crate map, from the kernel up:
 
-/// The syscall layer: the wait interface and one file per backend, the socket calls, the signalfd.
-pub mod sys;
-/// The fd table: descriptor -> socket, service state, output queue, interest.
-pub mod table;
-/// The bytes a connection still owes its peer.
-pub mod output;
-/// The services: sans-I/O state machines, bytes in, replies out.
-pub mod service;
-/// The event loop: wait -> dispatch -> accept / read / write / close.
-pub mod event_loop;
 /// What to serve and within which limits.
 pub mod config;
 /// Why the server could not start or run.
 pub mod error;
+/// The event loop: wait -> dispatch -> accept / read / write / close.
+pub mod event_loop;
+/// The bytes a connection still owes its peer.
+pub mod output;
+/// The services: sans-I/O state machines, bytes in, replies out.
+pub mod service;
 /// Counts of syscalls, bytes and connections.
 pub mod stats;
+/// The syscall layer: the wait interface and one file per backend, the socket calls, the signalfd.
+pub mod sys;
+/// The fd table: descriptor -> socket, service state, output queue, interest.
+pub mod table;
 
 pub use config::Config;
 pub use error::Error;

@@ -62,10 +62,16 @@ struct ServeArgs {
     /// Unsent bytes per connection past which reading from it pauses until half has drained.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     max_pending: usize,
+    /// Connections served at once; past it, new ones are accepted and closed at once.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_conns: usize,
+    /// Seconds of silence after which a connection is closed (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    idle_timeout: f64,
     /// Seconds shutdown may spend sending what is owed before cutting connections.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     drain_timeout: f64,
-    /// Print wait, syscall and byte counts at exit.
+    /// Print wait, syscall and byte counts every second and at exit.
     #[arg(long)]
     stats: bool,
 }
@@ -88,9 +94,8 @@ impl FromStr for Port {
 
 impl ServeArgs {
     fn into_config(self) -> Result<Config, String> {
-        if !(self.drain_timeout.is_finite() && self.drain_timeout >= 0.0) {
-            return Err(format!("--drain-timeout must be a number of seconds >= 0, got {}", self.drain_timeout));
-        }
+        let drain_timeout = seconds("--drain-timeout", self.drain_timeout)?;
+        let idle_timeout = seconds("--idle-timeout", self.idle_timeout)?;
         let ports = [
             self.tcp_echo,
             self.tcp_upper,
@@ -106,10 +111,18 @@ impl ServeArgs {
             array_len: self.array_len,
             max_frame: self.max_frame,
             max_pending: self.max_pending,
-            drain_timeout: Duration::from_secs_f64(self.drain_timeout),
+            max_conns: self.max_conns,
+            idle_timeout: (!idle_timeout.is_zero()).then_some(idle_timeout),
+            drain_timeout,
             stats: self.stats,
         })
     }
+}
+
+/// A duration flag in seconds: finite and not negative.
+fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{flag} takes a number of seconds >= 0, got {value}"))
 }
 
 fn main() -> ExitCode {
@@ -128,7 +141,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    info!("pollmux {}: backend {}, pid {}", env!("CARGO_PKG_VERSION"), config.backend.name(), std::process::id());
+    info!(
+        "pollmux {}: backend {}, pid {}",
+        env!("CARGO_PKG_VERSION"),
+        config.backend.name(),
+        std::process::id()
+    );
+    match pollmux::sys::limits::raise_nofile() {
+        Ok((soft, hard)) => info!("RLIMIT_NOFILE: soft {soft} -> {hard} (hard {hard})"),
+        Err(e) => log::warn!("cannot raise RLIMIT_NOFILE: {e}"),
+    }
     let stats = config.stats;
     let mut server = match Server::bind(config) {
         Ok(server) => server,

@@ -5,6 +5,7 @@
 //! its service state (with any partial input), its output queue and its interest.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Instant;
 
 use crate::output::Output;
 use crate::service::{DatagramService, ServiceKind, StreamService};
@@ -66,17 +67,20 @@ pub struct Connection {
     pub paused: bool,
     /// shutdown(SHUT_WR) has been called.
     pub write_shut: bool,
+    /// When bytes last moved either way, for `--idle-timeout`.
+    pub last_active: Instant,
 }
 
 impl Connection {
-    /// A new connection in the `Serving` phase.
-    pub fn new(service: StreamService) -> Self {
+    /// A new connection in the `Serving` phase, accepted at `now`.
+    pub fn new(service: StreamService, now: Instant) -> Self {
         Connection {
             service,
             output: Output::default(),
             phase: Phase::Serving,
             paused: false,
             write_shut: false,
+            last_active: now,
         }
     }
 
@@ -112,9 +116,9 @@ impl Entry {
     /// The descriptor.
     pub fn fd(&self) -> BorrowedFd<'_> {
         match &self.socket {
-            Socket::Listener { fd, .. } | Socket::Stream { fd, .. } | Socket::Datagram { fd, .. } => {
-                fd.as_fd()
-            }
+            Socket::Listener { fd, .. }
+            | Socket::Stream { fd, .. }
+            | Socket::Datagram { fd, .. } => fd.as_fd(),
             Socket::Signals(signals) => signals.fd(),
         }
     }
@@ -191,10 +195,6 @@ impl Table {
 
     /// Every descriptor with something to wait for: what poll and select hand the kernel.
     pub fn watched(&self) -> impl Iterator<Item = (BorrowedFd<'_>, Interest)> {
-        self.entries
-            .iter()
-            .flatten()
-            .filter(|e| e.interest.any())
-            .map(|e| (e.fd(), e.interest))
+        self.entries.iter().flatten().filter(|e| e.interest.any()).map(|e| (e.fd(), e.interest))
     }
 }

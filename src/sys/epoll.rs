@@ -44,7 +44,11 @@ impl EpollBackend {
     }
 
     /// One epoll_wait call.
-    pub fn wait(&mut self, timeout: Option<Duration>, events: &mut Vec<Event>) -> Result<(), SysError> {
+    pub fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), SysError> {
         let ready = self
             .epoll
             .wait(&mut self.buffer, timeout_millis(timeout))

@@ -6,6 +6,7 @@
 //! so it alone needs add/modify/remove, and its wait does not look at the table.
 
 pub mod epoll;
+pub mod limits;
 pub mod net;
 pub mod poll;
 pub mod select;
@@ -191,7 +192,8 @@ pub(crate) fn timeout_millis(timeout: Option<Duration>) -> nix::poll::PollTimeou
     use nix::poll::PollTimeout;
     match timeout {
         None => PollTimeout::NONE,
-        Some(t) => PollTimeout::try_from(t.as_nanos().div_ceil(1_000_000))
-            .unwrap_or(PollTimeout::MAX),
+        Some(t) => {
+            PollTimeout::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(PollTimeout::MAX)
+        }
     }
 }

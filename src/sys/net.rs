@@ -82,7 +82,10 @@ pub fn send(fd: BorrowedFd<'_>, slices: &[IoSlice<'_>]) -> Result<usize, Errno> 
 }
 
 /// recvfrom(2): one datagram and its sender.
-pub fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Option<SockaddrStorage>), Errno> {
+pub fn recv_from(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<(usize, Option<SockaddrStorage>), Errno> {
     socket::recvfrom::<SockaddrStorage>(fd.as_raw_fd(), buf)
 }
 

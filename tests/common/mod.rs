@@ -1,0 +1,653 @@
+//! Shared harness of the integration tests: a running `pollmux serve`, clients
+//! with hang guards, the wire formats and a model of the uppercasing.
+//!
+//! No test synchronises by sleeping: the server is ready once it has printed its
+//! `listening` lines, and a reply read back proves the server consumed what came
+//! before it. Timeouts here only turn a hang into a failure.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// Every backend; each integration test runs against each of them.
+pub const BACKENDS: &[&str] = &["poll", "select", "epoll"];
+
+/// Every service, by the name used in its flag and its `listening` line.
+pub const SERVICES: &[&str] =
+    &["tcp-echo", "tcp-upper", "tcp-frame", "tcp-array", "udp-upper", "udp-ping"];
+
+/// How long the server may take to print its `listening` lines or to exit.
+pub const PROCESS_DEADLINE: Duration = Duration::from_secs(30);
+/// Read and write timeout of every client socket: a hang guard only.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs each listed `fn name(backend: &str)` once per backend, as
+/// `poll::name`, `select::name` and `epoll::name`.
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod poll {
+            $(#[test]
+            fn $name() {
+                super::$name("poll")
+            })+
+        }
+        mod select {
+            $(#[test]
+            fn $name() {
+                super::$name("select")
+            })+
+        }
+        mod epoll {
+            $(#[test]
+            fn $name() {
+                super::$name("epoll")
+            })+
+        }
+    };
+}
+pub(crate) use backend_tests;
+
+/// A running `pollmux serve`; killed on drop, and its stderr is printed if the
+/// test is failing at that moment.
+pub struct Server {
+    child: Option<Child>,
+    pid: libc::pid_t,
+    addrs: HashMap<String, SocketAddr>,
+    stdout: mpsc::Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    stderr_thread: Option<JoinHandle<()>>,
+}
+
+/// What a server left behind once it exited.
+pub struct Finished {
+    pub status: ExitStatus,
+    /// Stdout lines printed after the `listening` lines `Server::start` consumed.
+    pub later_stdout: Vec<String>,
+    pub stderr: String,
+}
+
+impl Server {
+    /// Starts `pollmux serve --backend BACKEND` with every port flag set to 0,
+    /// then `extra_args` (which may override any of them, e.g. `--tcp-echo off`),
+    /// and waits until every enabled service printed its `listening` line.
+    pub fn start(backend: &str, extra_args: &[&str]) -> Server {
+        let mut args: Vec<String> = vec!["serve".into(), "--backend".into(), backend.into()];
+        for service in SERVICES {
+            let flag = format!("--{service}");
+            let overridden =
+                extra_args.iter().any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
+            if !overridden {
+                args.push(flag);
+                args.push("0".into());
+            }
+        }
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let enabled: Vec<&str> = SERVICES
+            .iter()
+            .copied()
+            .filter(|s| flag_value(&args, s).as_deref() != Some("off"))
+            .collect();
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pollmux"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pollmux");
+        let pid = child.id() as libc::pid_t;
+        let (stdout, stderr, stderr_thread) = collect_output(&mut child);
+        let mut server = Server {
+            child: Some(child),
+            pid,
+            addrs: HashMap::new(),
+            stdout,
+            stderr,
+            stderr_thread: Some(stderr_thread),
+        };
+        while server.addrs.len() < enabled.len() {
+            let line = match server.stdout.recv_timeout(PROCESS_DEADLINE) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "pollmux {args:?} printed only {:?} within {PROCESS_DEADLINE:?}\nstderr:\n{}",
+                    server.addrs,
+                    server.stderr()
+                ),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = server.child.as_mut().unwrap().wait().expect("wait pollmux");
+                    panic!(
+                        "pollmux {args:?} closed stdout ({status}) after printing only {:?}\nstderr:\n{}",
+                        server.addrs,
+                        server.stderr()
+                    )
+                }
+            };
+            let (name, addr) = parse_listening_line(&line).unwrap_or_else(|| {
+                panic!(
+                    "stdout line {line:?} is not `listening <service> <address>`\nstderr:\n{}",
+                    server.stderr()
+                )
+            });
+            assert!(
+                enabled.contains(&name.as_str()),
+                "listening line {line:?} for a service that is not enabled ({enabled:?})"
+            );
+            assert!(
+                server.addrs.insert(name, addr).is_none(),
+                "second listening line {line:?}\nstderr:\n{}",
+                server.stderr()
+            );
+        }
+        server
+    }
+
+    /// The address a service announced.
+    pub fn addr(&self, service: &str) -> SocketAddr {
+        *self
+            .addrs
+            .get(service)
+            .unwrap_or_else(|| panic!("no listening line for {service}: {:?}", self.addrs))
+    }
+
+    /// Every announced service and its address.
+    pub fn addrs(&self) -> &HashMap<String, SocketAddr> {
+        &self.addrs
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` without waiting.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) with the pid of our own child, not yet reaped.
+        let rc = unsafe { libc::kill(self.pid, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.pid);
+    }
+
+    /// Waits (at most `PROCESS_DEADLINE`) for the server to exit by itself.
+    pub fn wait(mut self) -> Finished {
+        let mut child = self.child.take().expect("server already waited for");
+        let (tx, rx) = mpsc::channel();
+        let waiter = thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = match rx.recv_timeout(PROCESS_DEADLINE) {
+            Ok(status) => status.expect("wait pollmux"),
+            Err(_) => {
+                // SAFETY: as in `signal`; the child is not reaped yet.
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                let _ = waiter.join();
+                panic!(
+                    "pollmux did not exit within {PROCESS_DEADLINE:?}\nstderr:\n{}",
+                    self.stderr()
+                );
+            }
+        };
+        let _ = waiter.join();
+        if let Some(t) = self.stderr_thread.take() {
+            let _ = t.join();
+        }
+        Finished { status, later_stdout: self.stdout.try_iter().collect(), stderr: self.stderr() }
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait().status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            eprintln!("---- pollmux stderr ----\n{}---- end ----", self.stderr());
+        }
+    }
+}
+
+/// The value of `--<service> V` or `--<service>=V`, last one winning.
+fn flag_value(args: &[String], service: &str) -> Option<String> {
+    let flag = format!("--{service}");
+    let mut value = None;
+    for (i, arg) in args.iter().enumerate() {
+        if *arg == flag {
+            value = args.get(i + 1).cloned();
+        } else if let Some(v) = arg.strip_prefix(&format!("{flag}=")) {
+            value = Some(v.to_string());
+        }
+    }
+    value
+}
+
+/// `listening <service> <address>` into its parts.
+pub fn parse_listening_line(line: &str) -> Option<(String, SocketAddr)> {
+    let mut words = line.split(' ');
+    let (Some("listening"), Some(name), Some(addr), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return None;
+    };
+    Some((name.to_string(), addr.parse().ok()?))
+}
+
+/// Stdout lines over a channel; stderr gathered as it arrives.
+fn collect_output(
+    child: &mut Child,
+) -> (mpsc::Receiver<String>, Arc<Mutex<String>>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let text = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = Arc::clone(&text);
+    let stderr_thread = thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stderr.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    });
+    (rx, text, stderr_thread)
+}
+
+/// What a pollmux run that was expected to end by itself left behind.
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs pollmux with `args` to its exit (killed after `PROCESS_DEADLINE`).
+pub fn run_to_exit(args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pollmux"));
+    command.args(args);
+    run_command(command)
+}
+
+/// Runs `command` to its exit, output captured (killed after `PROCESS_DEADLINE`).
+pub fn run_command(mut command: Command) -> Run {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(PROCESS_DEADLINE) {
+        Ok(out) => out,
+        Err(_) => {
+            // SAFETY: kill(2) with the pid of our own child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            rx.recv().expect("waiter thread")
+        }
+    };
+    let out = out.expect("wait for child");
+    let _ = waiter.join();
+    let run = Run {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    if run.status.signal() == Some(libc::SIGKILL) {
+        panic!(
+            "{command:?} still ran after {PROCESS_DEADLINE:?}\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
+    }
+    run
+}
+
+// ---------------------------------------------------------------- TCP clients
+
+/// A client connection with TCP_NODELAY and hang-guard timeouts.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream.set_nodelay(true).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream
+}
+
+/// Writes all of `bytes`, failing the test on error or timeout.
+pub fn write_or_fail(stream: &mut TcpStream, bytes: &[u8]) {
+    stream.write_all(bytes).unwrap_or_else(|e| panic!("writing {} bytes: {e}", bytes.len()));
+}
+
+/// Reads exactly `n` bytes, failing the test on error, timeout or early EOF.
+pub fn read_exact_or_fail(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => panic!("EOF after {got} of {n} expected bytes; got {:?}", Shown(&buf[..got])),
+            Ok(k) => got += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading {n} bytes: {e} after {got}; got {:?}", Shown(&buf[..got])),
+        }
+    }
+    buf
+}
+
+/// Reads `expected.len()` bytes and asserts they are `expected`.
+pub fn expect_bytes(stream: &mut TcpStream, expected: &[u8]) {
+    let got = read_exact_or_fail(stream, expected.len());
+    assert_bytes_eq(&got, expected);
+}
+
+/// Reads until a clean EOF; a reset or a timeout fails the test.
+pub fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    match stream.read_to_end(&mut out) {
+        Ok(_) => out,
+        Err(e) => panic!(
+            "reading to EOF: {e} after {} bytes (last: {:?})",
+            out.len(),
+            Shown(&out[out.len().saturating_sub(64)..])
+        ),
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closed {
+    Eof,
+    Reset,
+}
+
+/// Reads until the server closes the connection, by FIN or by reset; returns
+/// what arrived first. A timeout fails the test.
+pub fn read_until_closed(stream: &mut TcpStream) -> (Vec<u8>, Closed) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (out, Closed::Eof),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return (out, Closed::Reset),
+            Err(e) => panic!("waiting for the server to close: {e} after {} bytes", out.len()),
+        }
+    }
+}
+
+/// Sends `input` from a writer thread, then FIN, while this thread reads every
+/// reply byte until the server's EOF. Neither side can stall the other.
+pub fn exchange(addr: SocketAddr, input: Vec<u8>) -> Vec<u8> {
+    let mut stream = connect(addr);
+    let mut writer = stream.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        writer.write_all(&input)?;
+        writer.shutdown(Shutdown::Write)
+    });
+    let got = read_to_eof(&mut stream);
+    sender.join().unwrap().unwrap_or_else(|e| panic!("writing to {addr}: {e}"));
+    got
+}
+
+/// Asserts byte equality, showing the first difference legibly.
+pub fn assert_bytes_eq(got: &[u8], expected: &[u8]) {
+    if got == expected {
+        return;
+    }
+    let at =
+        got.iter().zip(expected).position(|(a, b)| a != b).unwrap_or(got.len().min(expected.len()));
+    let from = at.saturating_sub(16);
+    panic!(
+        "bytes differ at offset {at} (got {} bytes, expected {}):\n     got[{from}..]: {:?}\nexpected[{from}..]: {:?}",
+        got.len(),
+        expected.len(),
+        Shown(&got[from..got.len().min(at + 48)]),
+        Shown(&expected[from..expected.len().min(at + 48)]),
+    );
+}
+
+/// Debug-prints bytes as an escaped byte string.
+pub struct Shown<'a>(pub &'a [u8]);
+
+impl std::fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "b\"{}\"", self.0.escape_ascii())
+    }
+}
+
+// --------------------------------------------------------------------- frames
+
+/// A 4-byte big-endian length, then `payload`.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A frame header alone.
+pub fn frame_header(len: u32) -> [u8; 4] {
+    len.to_be_bytes()
+}
+
+/// Reads one frame's payload.
+pub fn read_frame(stream: &mut TcpStream) -> Vec<u8> {
+    let header = read_exact_or_fail(stream, 4);
+    let len = u32::from_be_bytes(header.try_into().unwrap()) as usize;
+    read_exact_or_fail(stream, len)
+}
+
+/// Reads one frame and asserts its payload.
+pub fn expect_frame(stream: &mut TcpStream, expected_payload: &[u8]) {
+    let got = read_frame(stream);
+    assert_bytes_eq(&got, expected_payload);
+}
+
+// ---------------------------------------------------------------------- array
+
+/// A tcp-array reply.
+#[derive(Debug, PartialEq)]
+pub enum ArrayReply {
+    /// Status 0: the values.
+    Values(Vec<f64>),
+    /// Status 1: the message.
+    Error(String),
+}
+
+/// The request frame for `OFFSET:COUNT` (or any payload).
+pub fn array_request(payload: &str) -> Vec<u8> {
+    frame(payload.as_bytes())
+}
+
+/// Reads one tcp-array reply, checking its framing.
+pub fn read_array_reply(stream: &mut TcpStream) -> ArrayReply {
+    let header = read_exact_or_fail(stream, 4);
+    let len = u32::from_be_bytes(header.try_into().unwrap()) as usize;
+    assert!(len >= 1, "array reply of length 0 has no status byte");
+    let body = read_exact_or_fail(stream, len);
+    match body[0] {
+        0 => {
+            assert_eq!(
+                (len - 1) % 8,
+                0,
+                "status 0 with {} value bytes, not a whole number of f64",
+                len - 1
+            );
+            ArrayReply::Values(
+                body[1..]
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+            )
+        }
+        1 => {
+            let msg = String::from_utf8(body[1..].to_vec())
+                .unwrap_or_else(|e| panic!("error message is not UTF-8: {e}"));
+            assert!(!msg.is_empty(), "error reply with an empty message");
+            ArrayReply::Error(msg)
+        }
+        s => panic!("array reply with status {s} (expected 0 or 1): {:?}", Shown(&body)),
+    }
+}
+
+/// Sends one request and returns its reply.
+pub fn ask_array(stream: &mut TcpStream, payload: &str) -> ArrayReply {
+    write_or_fail(stream, &array_request(payload));
+    read_array_reply(stream)
+}
+
+/// a[offset..offset+count] where a[i] = i.
+pub fn array_slice(offset: u64, count: u64) -> Vec<f64> {
+    (offset..offset + count).map(|i| i as f64).collect()
+}
+
+/// Asserts a success reply carrying exactly a[offset..offset+count].
+pub fn assert_values(reply: ArrayReply, offset: u64, count: u64, request: &str) {
+    match reply {
+        ArrayReply::Values(values) => {
+            assert_eq!(values.len() as u64, count, "request {request:?}: number of values");
+            for (i, v) in values.iter().enumerate() {
+                let want = (offset + i as u64) as f64;
+                assert_eq!(
+                    v.to_bits(),
+                    want.to_bits(),
+                    "request {request:?}: value {i} is {v}, expected {want}"
+                );
+            }
+        }
+        ArrayReply::Error(msg) => panic!("request {request:?} failed: {msg}"),
+    }
+}
+
+/// Asserts an error reply and returns its message.
+pub fn assert_error(reply: ArrayReply, request: &str) -> String {
+    match reply {
+        ArrayReply::Error(msg) => msg,
+        ArrayReply::Values(v) => panic!(
+            "request {request:?} should fail, got {} values: {:?}",
+            v.len(),
+            &v[..v.len().min(8)]
+        ),
+    }
+}
+
+// ------------------------------------------------------------------------ UDP
+
+/// Sends `bytes` from a fresh socket and returns the reply; retried a few
+/// times, since datagrams may be dropped.
+pub fn udp_roundtrip(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let socket = udp_socket_for(addr);
+    socket.connect(addr).unwrap();
+    let mut buf = vec![0u8; 65536];
+    for _attempt in 0..5 {
+        socket.send(bytes).unwrap_or_else(|e| panic!("send to {addr}: {e}"));
+        match socket.recv(&mut buf) {
+            Ok(n) => return buf[..n].to_vec(),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("recv from {addr}: {e}"),
+        }
+    }
+    panic!("no reply from {addr} to {:?} after 5 tries", Shown(bytes));
+}
+
+/// A UDP socket on the loopback address of `addr`'s family, with a hang guard.
+pub fn udp_socket_for(addr: SocketAddr) -> UdpSocket {
+    let local: SocketAddr = match addr.ip() {
+        IpAddr::V4(_) => (Ipv4Addr::LOCALHOST, 0).into(),
+        IpAddr::V6(_) => (Ipv6Addr::LOCALHOST, 0).into(),
+    };
+    let socket = UdpSocket::bind(local).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    socket
+}
+
+// ---------------------------------------------------------------- uppercasing
+
+/// What tcp-upper must make of `input` as a whole: valid UTF-8 uppercased with
+/// the full Unicode mapping, every other byte passed through unchanged.
+pub fn upper_model(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    for chunk in input.utf8_chunks() {
+        out.extend_from_slice(chunk.valid().to_uppercase().as_bytes());
+        out.extend_from_slice(chunk.invalid());
+    }
+    out
+}
+
+/// Deterministic pseudo-random numbers (xorshift64*), so failures reproduce.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Characters whose uppercase differs in length or script: 1- to 4-byte UTF-8.
+pub const MIXED_CHARS: &[char] = &[
+    'a', 'z', 'Q', '7', ' ', '\n', 'ß', 'é', 'ÿ', 'ŉ', 'ǆ', 'ǰ', 'ı', 'µ', 'ΐ', 'ς', 'я', 'ﬁ', 'ﬀ',
+    'ᾳ', '€', '日', '😀', '𐐨', '𝔞',
+];
+
+/// `len` bytes (roughly: whole characters) of text drawn from `MIXED_CHARS`.
+pub fn mixed_text(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut out = String::with_capacity(len + 4);
+    while out.len() < len {
+        out.push(MIXED_CHARS[rng.below(MIXED_CHARS.len())]);
+    }
+    out.into_bytes()
+}
+
+/// One short exchange with every enabled service (tcp-array needs `--array-len` of 10 or more).
+pub fn smoke_every_service(srv: &Server) {
+    for (service, addr) in srv.addrs() {
+        let addr = *addr;
+        match service.as_str() {
+            "tcp-echo" => assert_bytes_eq(&exchange(addr, b"echo \xff".to_vec()), b"echo \xff"),
+            "tcp-upper" => {
+                assert_bytes_eq(&exchange(addr, "straße".as_bytes().to_vec()), b"STRASSE")
+            }
+            "tcp-frame" => assert_bytes_eq(&exchange(addr, frame(b"abc")), &frame(b"ABC")),
+            "tcp-array" => {
+                let mut s = connect(addr);
+                assert_values(ask_array(&mut s, "2:3"), 2, 3, "2:3");
+            }
+            "udp-upper" => assert_bytes_eq(&udp_roundtrip(addr, b"abc"), b"ABC"),
+            "udp-ping" => assert_bytes_eq(&udp_roundtrip(addr, b"PING 1"), b"PONG 1"),
+            other => panic!("unknown service {other}"),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Starting, announcing, failing to start, and stopping on a signal.
+
+mod common;
+
+use common::*;
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Shutdown, TcpListener, UdpSocket};
+
+common::backend_tests!(
+    stdout_carries_one_listening_line_per_service,
+    disabled_service_prints_no_listening_line,
+    requested_ports_are_used,
+    host_name_is_resolved,
+    sigterm_finishes_owed_reply_then_exits_zero,
+    sigterm_with_idle_connections_exits_zero,
+    sigint_exits_zero,
+    tcp_port_in_use_fails_naming_the_address,
+    udp_port_in_use_fails_naming_the_address,
+    invalid_port_value_fails,
+);
+
+fn stdout_carries_one_listening_line_per_service(backend: &str) {
+    let srv = Server::start(backend, &[]);
+    let addrs = srv.addrs().clone();
+    assert_eq!(addrs.len(), SERVICES.len(), "{addrs:?}");
+    for (service, addr) in &addrs {
+        assert_eq!(addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST), "{service}");
+        assert_ne!(addr.port(), 0, "{service} announced port 0");
+    }
+    let tcp: HashSet<u16> =
+        addrs.iter().filter(|(s, _)| s.starts_with("tcp-")).map(|(_, a)| a.port()).collect();
+    let udp: HashSet<u16> =
+        addrs.iter().filter(|(s, _)| s.starts_with("udp-")).map(|(_, a)| a.port()).collect();
+    assert_eq!((tcp.len(), udp.len()), (4, 2), "ports shared: {addrs:?}");
+    smoke_every_service(&srv);
+    srv.signal(libc::SIGTERM);
+    let done = srv.wait();
+    assert!(
+        done.later_stdout.is_empty(),
+        "stdout carried more than the listening lines: {:?}\nstderr:\n{}",
+        done.later_stdout,
+        done.stderr
+    );
+    assert!(done.status.success(), "{}\nstderr:\n{}", done.status, done.stderr);
+}
+
+fn disabled_service_prints_no_listening_line(backend: &str) {
+    let srv =
+        Server::start(backend, &["--tcp-echo", "off", "--udp-ping", "off", "--array-len", "10"]);
+    let names: HashSet<&str> = srv.addrs().keys().map(String::as_str).collect();
+    assert_eq!(names, HashSet::from(["tcp-upper", "tcp-frame", "tcp-array", "udp-upper"]));
+    smoke_every_service(&srv);
+    srv.signal(libc::SIGTERM);
+    let done = srv.wait();
+    assert!(done.later_stdout.is_empty(), "more on stdout: {:?}", done.later_stdout);
+    assert!(done.status.success(), "{}\nstderr:\n{}", done.status, done.stderr);
+}
+
+fn requested_ports_are_used(backend: &str) {
+    // Ports the kernel just handed out and took back: free, barring a race.
+    let tcp_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let udp_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (tcp, udp) = (tcp_port.to_string(), udp_port.to_string());
+    let srv = Server::start(backend, &["--tcp-upper", &tcp, "--udp-ping", &udp]);
+    assert_eq!(srv.addr("tcp-upper").port(), tcp_port);
+    assert_eq!(srv.addr("udp-ping").port(), udp_port);
+    smoke_every_service(&srv);
+}
+
+fn host_name_is_resolved(backend: &str) {
+    let srv = Server::start(backend, &["--host", "localhost", "--array-len", "10"]);
+    for (service, addr) in srv.addrs() {
+        assert!(addr.ip().is_loopback(), "{service} listens on {addr}");
+    }
+    smoke_every_service(&srv);
+}
+
+fn sigterm_finishes_owed_reply_then_exits_zero(backend: &str) {
+    // A 12 MB reply (under the default --max-frame): far more than the
+    // socket buffers hold while it is not read.
+    const COUNT: u64 = 1_500_000;
+    let srv = Server::start(backend, &["--array-len", &COUNT.to_string()]);
+    let mut s = connect(srv.addr("tcp-array"));
+    write_or_fail(&mut s, &array_request(&format!("0:{COUNT}")));
+    // The reply has begun: the request was read and the rest is owed.
+    expect_bytes(&mut s, &(1 + 8 * COUNT as u32).to_be_bytes());
+    srv.signal(libc::SIGTERM);
+    let body = read_exact_or_fail(&mut s, 1 + 8 * COUNT as usize);
+    assert_eq!(body[0], 0, "status");
+    for (i, v) in body[1..].chunks_exact(8).enumerate() {
+        let v = f64::from_le_bytes(v.try_into().unwrap());
+        assert_eq!(v, i as f64, "value {i}");
+    }
+    assert_bytes_eq(&read_to_eof(&mut s), b"");
+    let done = srv.wait();
+    assert!(done.status.success(), "{}\nstderr:\n{}", done.status, done.stderr);
+}
+
+fn sigterm_with_idle_connections_exits_zero(backend: &str) {
+    let srv = Server::start(backend, &[]);
+    let mut used = connect(srv.addr("tcp-echo"));
+    write_or_fail(&mut used, b"hi");
+    expect_bytes(&mut used, b"hi");
+    let mut idle: Vec<_> =
+        ["tcp-upper", "tcp-frame", "tcp-array"].iter().map(|s| connect(srv.addr(s))).collect();
+    // Half a frame is not a reply owed.
+    write_or_fail(&mut idle[1], &[0, 0]);
+    srv.signal(libc::SIGTERM);
+    let done = srv.wait();
+    assert!(done.status.success(), "{}\nstderr:\n{}", done.status, done.stderr);
+    idle.push(used);
+    for mut s in idle {
+        let (rest, _) = read_until_closed(&mut s);
+        assert!(rest.is_empty(), "bytes nobody was owed: {:?}", Shown(&rest));
+        let _ = s.shutdown(Shutdown::Both);
+    }
+}
+
+fn sigint_exits_zero(backend: &str) {
+    let srv = Server::start(backend, &[]);
+    smoke_every_service(&srv);
+    srv.signal(libc::SIGINT);
+    let done = srv.wait();
+    assert!(done.status.success(), "{}\nstderr:\n{}", done.status, done.stderr);
+}
+
+/// Runs `serve` with every port 0 but `flag port`, which is taken.
+fn assert_port_in_use_fails(backend: &str, flag: &str, port: u16) {
+    let mut args: Vec<String> = vec!["serve".into(), "--backend".into(), backend.into()];
+    for service in SERVICES {
+        let f = format!("--{service}");
+        if f != flag {
+            args.extend([f, "0".into()]);
+        }
+    }
+    args.extend([flag.to_string(), port.to_string()]);
+    let run = run_to_exit(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        !run.status.success(),
+        "{flag} {port} in use, yet exit {}\nstderr:\n{}",
+        run.status,
+        run.stderr
+    );
+    let taken = format!("127.0.0.1:{port}");
+    assert!(run.stderr.contains(&taken), "stderr does not name {taken}:\n{}", run.stderr);
+}
+
+fn tcp_port_in_use_fails_naming_the_address(backend: &str) {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    assert_port_in_use_fails(backend, "--tcp-frame", port);
+}
+
+fn udp_port_in_use_fails_naming_the_address(backend: &str) {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    assert_port_in_use_fails(backend, "--udp-upper", port);
+}
+
+fn invalid_port_value_fails(backend: &str) {
+    for bad in ["notaport", "65536", "-1"] {
+        let run = run_to_exit(&["serve", "--backend", backend, "--tcp-echo", bad]);
+        assert!(!run.status.success(), "--tcp-echo {bad} accepted\nstderr:\n{}", run.stderr);
+        assert!(!run.stderr.trim().is_empty(), "--tcp-echo {bad}: no message");
+        assert!(run.stdout.is_empty(), "stdout: {}", run.stdout);
+    }
+}
+
+// Backend-independent: the command line itself.
+
+#[test]
+fn unknown_backend_fails_naming_the_choices() {
+    let run = run_to_exit(&["serve", "--backend", "kqueue", "--tcp-echo", "0"]);
+    assert!(!run.status.success(), "exit {}", run.status);
+    for choice in BACKENDS {
+        assert!(run.stderr.contains(choice), "stderr does not name {choice}:\n{}", run.stderr);
+    }
+}
+
+#[test]
+fn help_exits_zero_and_mentions_serve() {
+    let run = run_to_exit(&["--help"]);
+    assert!(run.status.success(), "exit {}\n{}", run.status, run.stderr);
+    assert!(run.stdout.contains("serve"), "help:\n{}", run.stdout);
+    let run = run_to_exit(&["serve", "--help"]);
+    assert!(run.status.success(), "exit {}\n{}", run.status, run.stderr);
+    for flag in ["--host", "--backend", "--max-frame", "--array-len"] {
+        assert!(run.stdout.contains(flag), "serve --help lacks {flag}:\n{}", run.stdout);
+    }
+    for service in SERVICES {
+        let flag = format!("--{service}");
+        assert!(run.stdout.contains(&flag), "serve --help lacks {flag}:\n{}", run.stdout);
+    }
+}
