@@ -188,12 +188,14 @@ impl Server {
             // Listeners go last: a descriptor closed earlier in this batch may be
             // handed out again by accept4, and must not get its predecessor's event.
             let events = std::mem::take(&mut self.events);
-            let (listeners, others): (Vec<Event>, Vec<Event>) =
-                events.iter().partition(|e| self.listeners.contains(&e.fd));
-            for event in others.into_iter().chain(listeners) {
-                self.dispatch(event);
-                if self.forced {
-                    return Ok(Shutdown::Forced);
+            for listeners_pass in [false, true] {
+                for &event in &events {
+                    if self.listeners.contains(&event.fd) == listeners_pass {
+                        self.dispatch(event);
+                    }
+                    if self.forced {
+                        return Ok(Shutdown::Forced);
+                    }
                 }
             }
             self.events = events;
