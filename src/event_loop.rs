@@ -289,6 +289,7 @@ impl Server {
         let Some(entry) = table.get(fd) else { return };
         let socket = entry.fd();
         for _ in 0..DATAGRAM_BUDGET {
+            stats.recvs += 1;
             let (len, from) = match net::recv_from(socket, buf) {
                 Ok((len, Some(from))) => (len, from),
                 Ok((_, None)) => continue,
@@ -301,6 +302,7 @@ impl Server {
             stats.datagrams_in += 1;
             stats.bytes_in += len as u64;
             service.answer(&buf[..len], reply);
+            stats.sends += 1;
             match net::send_to(socket, reply, &from) {
                 Ok(sent) => {
                     stats.datagrams_out += 1;
@@ -469,10 +471,10 @@ fn serve(
     // Output already waiting means the send buffer was full: only POLLOUT says it has room.
     let was_blocked = !conn.output.is_empty();
     if event.readable {
+        stats.recvs += 1;
         match net::recv(fd, buf) {
             // the peer sent FIN: what it is owed is still sent (half-close)
             Ok(0) => {
-                stats.recvs += 1;
                 if conn.phase == Phase::Serving {
                     conn.service.on_eof(&mut conn.output);
                 }
@@ -480,7 +482,6 @@ fn serve(
             }
             // bytes: the service turns them into replies (or they are discarded)
             Ok(len) => {
-                stats.recvs += 1;
                 stats.bytes_in += len as u64;
                 if conn.phase == Phase::Serving
                     && let Err(violation) = conn.service.on_data(&buf[..len], &mut conn.output)
@@ -516,12 +517,12 @@ fn flush(
         let mut slices = [IoSlice::new(&[]); MAX_IOV];
         let count = output.io_slices(array, &mut slices);
         let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
+        stats.sends += 1;
         let sent = match net::send(fd, &slices[..count]) {
             Ok(sent) => sent,
             Err(Errno::EAGAIN) => return Ok(()),
             Err(errno) => return Err(errno),
         };
-        stats.sends += 1;
         stats.bytes_out += sent as u64;
         output.consume(sent);
         // A short send means the buffer is full: trying again would only get EAGAIN.

@@ -148,7 +148,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         std::process::id()
     );
     match pollmux::sys::limits::raise_nofile() {
-        Ok((soft, hard)) => info!("RLIMIT_NOFILE: soft {soft} -> {hard} (hard {hard})"),
+        Ok((soft, hard)) if soft < hard => {
+            info!("RLIMIT_NOFILE: soft limit raised {soft} -> {hard}")
+        }
+        Ok((_, hard)) => info!("RLIMIT_NOFILE: soft limit already at the hard limit {hard}"),
         Err(e) => log::warn!("cannot raise RLIMIT_NOFILE: {e}"),
     }
     let stats = config.stats;

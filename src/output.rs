@@ -53,7 +53,8 @@ impl Output {
 
     /// Lets `fill` append to the owned buffer at the back of the queue, so a
     /// service can write a reply in place (uppercasing, patching a frame length).
-    pub fn write_bytes(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
+    /// Returns what `fill` returns.
+    pub fn write_bytes<R>(&mut self, fill: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         if !matches!(self.chunks.back(), Some(Chunk::Bytes(_))) {
             self.chunks.push_back(Chunk::Bytes(Vec::new()));
         }
@@ -61,12 +62,13 @@ impl Output {
             unreachable!("a Bytes chunk was just ensured at the back")
         };
         let before = buf.len();
-        fill(buf);
+        let result = fill(buf);
         assert!(buf.len() >= before, "write_bytes may only append");
         self.pending += buf.len() - before;
         if buf.is_empty() {
             self.chunks.pop_back();
         }
+        result
     }
 
     /// Queues a range of the array's bytes.

@@ -9,9 +9,9 @@ pub struct Stats {
     pub waits: u64,
     /// Ready descriptors those calls reported.
     pub ready: u64,
-    /// recv calls on connections that returned data or EOF.
+    /// recv and recvfrom calls, those that returned EAGAIN included.
     pub recvs: u64,
-    /// send and sendmsg calls that took bytes.
+    /// send, sendmsg and sendto calls, those that failed included.
     pub sends: u64,
     /// Bytes received, TCP and UDP.
     pub bytes_in: u64,

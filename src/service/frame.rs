@@ -112,9 +112,7 @@ impl FrameUpper {
     /// On a violation, the replies to the frames before it are already queued.
     pub fn on_data(&mut self, mut input: &[u8], out: &mut Output) -> Result<(), Violation> {
         while let Some(payload) = self.reader.next_frame(&mut input)? {
-            let mut written = Ok(());
-            out.write_bytes(|buf| written = write_frame(buf, |buf| uppercase_into(&payload, buf)));
-            written?;
+            out.write_bytes(|buf| write_frame(buf, |buf| uppercase_into(&payload, buf)))?;
         }
         Ok(())
     }
