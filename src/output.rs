@@ -55,7 +55,11 @@ impl Output {
     /// service can write a reply in place (uppercasing, patching a frame length).
     /// Returns what `fill` returns.
     pub fn write_bytes<R>(&mut self, fill: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        if !matches!(self.chunks.back(), Some(Chunk::Bytes(_))) {
+        // Append to the last buffer only while none of it has been sent:
+        // growing a partly sent buffer would keep its sent prefix alive, so a
+        // peer that reads slowly would grow it without bound.
+        let partly_sent = self.chunks.len() == 1 && self.front_sent > 0;
+        if partly_sent || !matches!(self.chunks.back(), Some(Chunk::Bytes(_))) {
             self.chunks.push_back(Chunk::Bytes(Vec::new()));
         }
         let Some(Chunk::Bytes(buf)) = self.chunks.back_mut() else {
@@ -137,6 +141,20 @@ mod tests {
         assert_eq!(out.to_vec(&array), b"\x0b\x0c\x0def");
         out.consume(5);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_partly_sent_buffer_is_not_grown() {
+        let mut out = Output::default();
+        out.push_bytes(&[1; 100]);
+        out.consume(60);
+        out.push_bytes(&[2; 100]);
+        assert_eq!(out.chunks.len(), 2, "new bytes go to a new buffer");
+        assert_eq!(out.pending(), 140);
+        out.consume(40);
+        out.push_bytes(&[3; 10]);
+        assert_eq!(out.chunks.len(), 1, "the back buffer is whole: appended to");
+        assert_eq!(out.to_vec(&[]), [[2; 100].as_slice(), &[3; 10]].concat());
     }
 
     #[test]
