@@ -39,8 +39,8 @@ pub enum Shutdown {
     Drained,
     /// `--drain-timeout` passed with connections still owed something; they were cut.
     TimedOut,
-    /// A second signal arrived while draining: exit at once.
-    Forced,
+    /// A second signal arrived while draining: exit at once (status 128 + its number).
+    Forced(nix::sys::signal::Signal),
 }
 
 /// The server: one poller, one fd table, the services' shared data.
@@ -73,7 +73,7 @@ pub struct Server {
     /// Set by the first SIGINT or SIGTERM: when to stop waiting on what is owed.
     drain_deadline: Option<Instant>,
     /// Set by a second signal.
-    forced: bool,
+    forced: Option<nix::sys::signal::Signal>,
     /// When to look for connections silent past `--idle-timeout`.
     idle_sweep: Option<Instant>,
     /// When `--stats` next prints.
@@ -109,7 +109,7 @@ impl Server {
             accept_paused: false,
             warned_fd_setsize: false,
             drain_deadline: None,
-            forced: false,
+            forced: None,
             idle_sweep: None,
             stats_due: None,
             refused_warning: Throttle::default(),
@@ -166,7 +166,7 @@ impl Server {
                     return Ok(Shutdown::Drained);
                 }
                 if now >= deadline {
-                    warn!("drain timeout: cutting {} connections", self.table.connections());
+                    self.log_cut_connections();
                     return Ok(Shutdown::TimedOut);
                 }
             }
@@ -193,8 +193,8 @@ impl Server {
                     if self.listeners.contains(&event.fd) == listeners_pass {
                         self.dispatch(event);
                     }
-                    if self.forced {
-                        return Ok(Shutdown::Forced);
+                    if let Some(signal) = self.forced {
+                        return Ok(Shutdown::Forced(signal));
                     }
                 }
             }
@@ -344,7 +344,7 @@ impl Server {
                         "{signal} again: exiting now, cutting {} connections",
                         self.table.connections()
                     );
-                    self.forced = true;
+                    self.forced = Some(signal);
                     return;
                 }
                 Ok(Some(signal)) => self.begin_drain(signal),
@@ -384,6 +384,29 @@ impl Server {
                     }
                 }
             }
+        }
+    }
+
+    /// At the drain deadline, says which connections are cut: those still owed
+    /// bytes (a warning) and those only waiting for the peer's FIN (info).
+    fn log_cut_connections(&self) {
+        let (mut owed, mut unsent) = (0, 0);
+        for fd in self.table.fds() {
+            if let Some(Entry { socket: Socket::Stream { conn, .. }, .. }) = self.table.get(fd)
+                && !conn.output.is_empty()
+            {
+                owed += 1;
+                unsent += conn.output.pending();
+            }
+        }
+        let waiting = self.table.connections() - owed;
+        if owed > 0 {
+            warn!("drain timeout: cutting {owed} connections still owed {unsent} bytes");
+        }
+        if waiting > 0 {
+            info!(
+                "drain timeout: closing {waiting} connections that were sent everything but never closed"
+            );
         }
     }
 

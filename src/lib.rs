@@ -2,6 +2,10 @@
 //!
 //! The crate map, from the kernel up:
 
+/// Comparison TCP echo servers on blocking sockets: sequential, thread per connection, pool.
+pub mod baseline;
+/// The clients: `ping` (UDP round trips) and `load` (closed-loop TCP load).
+pub mod client;
 /// What to serve and within which limits.
 pub mod config;
 /// Why the server could not start or run.

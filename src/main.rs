@@ -1,6 +1,6 @@
-//! The command line: parse flags, build the server, run it.
+//! The command line: parse flags, then serve, ping or load through the library.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use log::{error, info};
 
+use pollmux::baseline::{self, Baseline};
+use pollmux::client::{load, ping};
 use pollmux::service::ServiceKind;
 use pollmux::sys::BackendKind;
 use pollmux::{Config, Server, Shutdown};
@@ -24,6 +26,10 @@ struct Cli {
 enum Command {
     /// Serve the six services; prints `listening <service> <address>` per service once bound.
     Serve(ServeArgs),
+    /// UDP PING/PONG round trips to a udp-ping service, reported like ping(8).
+    Ping(PingArgs),
+    /// Closed-loop TCP load against an echo-like server: messages/s and round-trip percentiles.
+    Load(LoadArgs),
 }
 
 /// Flags of `pollmux serve`. Each port takes a number, 0 for a free port, or `off`.
@@ -32,7 +38,10 @@ struct ServeArgs {
     /// Address or name to bind every service on (IPv4, IPv6 such as ::1, or a name).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// The wait syscall.
+    /// The server: the event loop, or a blocking comparison server (tcp-echo only).
+    #[arg(long, value_enum, default_value = "mux")]
+    model: Model,
+    /// The wait syscall (--model mux only).
     #[arg(long, value_enum, default_value = "poll")]
     backend: BackendKind,
     /// TCP echo: every byte back, verbatim.
@@ -74,6 +83,73 @@ struct ServeArgs {
     /// Print wait, syscall and byte counts every second and at exit.
     #[arg(long)]
     stats: bool,
+}
+
+/// What `pollmux serve --model` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Model {
+    /// The single-threaded event loop over --backend, serving every service.
+    Mux,
+    /// Blocking: one client at a time.
+    Sequential,
+    /// Blocking: one thread per connection.
+    Threads,
+    /// Blocking: a pool of 4 threads sharing the listener.
+    Pool,
+}
+
+/// Flags of `pollmux ping`.
+#[derive(Args, Debug)]
+struct PingArgs {
+    /// The udp-ping service: HOST:PORT (127.0.0.1:1234, [::1]:1234, localhost:1234).
+    target: String,
+    /// Packets to send.
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    count: u64,
+    /// Seconds between sends; 0 sends each as soon as the previous is answered or lost.
+    #[arg(short = 'i', long, value_name = "SECS", default_value_t = 1.0)]
+    interval: f64,
+    /// Bytes per datagram: `PING <seq> ` padded with letters.
+    #[arg(short = 's', long, value_name = "SIZE", default_value_t = 64)]
+    size: usize,
+    /// Seconds to wait for each reply before counting it lost.
+    #[arg(short = 'W', long, value_name = "SECS", default_value_t = 1.0)]
+    timeout: f64,
+}
+
+/// Flags of `pollmux load`. Prints a summary and a last line `RESULT key=value ...`.
+#[derive(Args, Debug)]
+struct LoadArgs {
+    /// An echo-like TCP server: HOST:PORT.
+    target: String,
+    /// Connections, each keeping one message outstanding.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    conns: u64,
+    /// Measured messages per connection.
+    #[arg(long, value_name = "M", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    msgs: u64,
+    /// Bytes per message (lowercase ASCII).
+    #[arg(long, value_name = "S", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    size: u64,
+    /// What the server sends back: `echo` the bytes, or `upper` them ASCII-uppercased.
+    #[arg(long, value_enum, default_value = "echo")]
+    expect: load::Expect,
+    /// Messages per connection exchanged and checked before measuring.
+    #[arg(long, value_name = "W", default_value_t = 0)]
+    warmup: u64,
+    /// Client threads, each with its own epoll loop; 0: one per CPU but one (left to the server).
+    #[arg(long, value_name = "T", default_value_t = 0)]
+    threads: usize,
+    /// Extra connections held open and silent during the run.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    idle: usize,
+    /// Seconds without any reply after which outstanding messages count as errors.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
 }
 
 /// A port flag: a number, or `off`.
@@ -129,7 +205,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => match args.model {
+            Model::Mux => serve(args),
+            Model::Sequential => serve_baseline(args, baseline::Model::Sequential),
+            Model::Threads => serve_baseline(args, baseline::Model::Threads),
+            Model::Pool => serve_baseline(args, baseline::Model::Pool),
+        },
+        Command::Ping(args) => run_ping(args),
+        Command::Load(args) => run_load(args),
     }
 }
 
@@ -147,13 +230,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         config.backend.name(),
         std::process::id()
     );
-    match pollmux::sys::limits::raise_nofile() {
-        Ok((soft, hard)) if soft < hard => {
-            info!("RLIMIT_NOFILE: soft limit raised {soft} -> {hard}")
-        }
-        Ok((_, hard)) => info!("RLIMIT_NOFILE: soft limit already at the hard limit {hard}"),
-        Err(e) => log::warn!("cannot raise RLIMIT_NOFILE: {e}"),
-    }
+    raise_nofile();
     let stats = config.stats;
     let mut server = match Server::bind(config) {
         Ok(server) => server,
@@ -178,10 +255,131 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Shutdown::TimedOut) => ExitCode::SUCCESS,
-        Ok(Shutdown::Forced) => ExitCode::FAILURE,
+        // the shell's convention for a process ended by a signal
+        Ok(Shutdown::Forced(signal)) => ExitCode::from(128 + signal as u8),
         Err(e) => {
             error!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Raises RLIMIT_NOFILE to its hard limit, saying what it did.
+fn raise_nofile() {
+    match pollmux::sys::limits::raise_nofile() {
+        Ok((soft, hard)) if soft < hard => {
+            info!("RLIMIT_NOFILE: soft limit raised {soft} -> {hard}")
+        }
+        Ok((_, hard)) => info!("RLIMIT_NOFILE: soft limit already at the hard limit {hard}"),
+        Err(e) => log::warn!("cannot raise RLIMIT_NOFILE: {e}"),
+    }
+}
+
+/// `serve --model sequential|threads|pool`: tcp-echo alone, on blocking sockets.
+/// A port asked for another service is an error rather than silently unserved.
+fn serve_baseline(args: ServeArgs, model: baseline::Model) -> ExitCode {
+    let name = model.name();
+    let Port(Some(port)) = args.tcp_echo else {
+        error!("--model {name} serves tcp-echo only, and --tcp-echo is off");
+        return ExitCode::from(2);
+    };
+    let others = [
+        (ServiceKind::TcpUpper, args.tcp_upper),
+        (ServiceKind::TcpFrame, args.tcp_frame),
+        (ServiceKind::TcpArray, args.tcp_array),
+        (ServiceKind::UdpUpper, args.udp_upper),
+        (ServiceKind::UdpPing, args.udp_ping),
+    ];
+    for (kind, Port(asked)) in others {
+        if let Some(asked) = asked.filter(|&p| p != kind.default_port()) {
+            let flag = kind.name();
+            error!(
+                "--model {name} serves tcp-echo only: drop --{flag} {asked}, or use --model mux"
+            );
+            return ExitCode::from(2);
+        }
+    }
+    if args.backend != BackendKind::Poll || args.stats {
+        log::warn!("--backend and --stats apply to --model mux only; ignored");
+    }
+    info!("pollmux {}: model {name}, pid {}", env!("CARGO_PKG_VERSION"), std::process::id());
+    raise_nofile();
+    let server = match Baseline::bind(model, &args.host, port) {
+        Ok(server) => server,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match server.local_addr() {
+        Ok(addr) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "listening tcp-echo {addr}");
+            let _ = stdout.flush();
+        }
+        Err(e) => {
+            error!("getsockname: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    server.run()
+}
+
+/// `pollmux ping`: exit 0 if any reply came back, 1 if none, 2 on bad flags or errors.
+fn run_ping(args: PingArgs) -> ExitCode {
+    let durations = seconds("--interval", args.interval)
+        .and_then(|interval| Ok((interval, seconds("--timeout", args.timeout)?)));
+    let (interval, timeout) = match durations {
+        Ok(durations) => durations,
+        Err(message) => {
+            error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = ping::Options {
+        target: args.target,
+        count: args.count,
+        interval,
+        size: args.size,
+        timeout,
+    };
+    match ping::run(&options, &mut std::io::stdout().lock()) {
+        Ok(summary) if summary.received > 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `pollmux load`: exit 0 if every reply was right, 1 on any error, 2 on bad flags or setup errors.
+fn run_load(args: LoadArgs) -> ExitCode {
+    let timeout = match seconds("--timeout", args.timeout) {
+        Ok(timeout) => timeout,
+        Err(message) => {
+            error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = load::Options {
+        target: args.target,
+        conns: args.conns as usize,
+        msgs: args.msgs,
+        size: args.size as usize,
+        expect: args.expect,
+        warmup: args.warmup,
+        threads: args.threads,
+        idle: args.idle,
+        timeout,
+        progress: std::io::stderr().is_terminal(),
+    };
+    match load::run(&options, &mut std::io::stdout().lock()) {
+        Ok(report) if report.errors == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -25,7 +25,7 @@ pub struct Stats {
     pub datagrams_dropped: u64,
     /// Connections accepted.
     pub accepted: u64,
-    /// Connections closed on arrival (select's FD_SETSIZE).
+    /// Connections closed on arrival: past `--max-conns`, or past select's FD_SETSIZE.
     pub refused: u64,
     /// Connections closed.
     pub closed: u64,

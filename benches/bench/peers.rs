@@ -1,0 +1,204 @@
+//! The servers the harness runs as children of itself (`bench --tokio-echo-server ADDR`, ...):
+//! the tokio peer and two blocking floors. Each prints `listening <service> <address>`
+//! like `pollmux serve`, so the harness starts every server the same way.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+
+/// Prints the `listening` line and flushes: the harness waits for it.
+fn announce(service: &str, addr: std::net::SocketAddr) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "listening {service} {addr}");
+    let _ = out.flush();
+}
+
+/// The peer a Rust user would pick instead: a tokio `current_thread` TCP echo
+/// server, one task per connection, the shape of tokio's own echo example,
+/// with TCP_NODELAY on every accepted socket.
+pub fn tokio_echo(addr: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio_listener(addr) {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("bind {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match listener.local_addr() {
+            Ok(local) => announce("tcp-echo", local),
+            Err(e) => {
+                eprintln!("getsockname: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(tokio_echo_connection(stream));
+                }
+                // EMFILE and friends: the connection stays queued; try again.
+                Err(e) => eprintln!("accept: {e}"),
+            }
+        }
+    })
+}
+
+/// The listening socket, with pollmux's backlog of 4096 (tokio's `TcpListener::bind`
+/// asks for 128, which overflows, and stalls connects for a second, when thousands
+/// of connections arrive at once).
+fn tokio_listener(addr: &str) -> io::Result<tokio::net::TcpListener> {
+    let addr: std::net::SocketAddr =
+        addr.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+/// Reads whatever arrived and writes it all back, until EOF or an error.
+async fn tokio_echo_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if stream.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The array in wire form, byte for byte what `pollmux serve --tcp-array` holds:
+/// a[i] = i as little-endian float64.
+pub fn build_array(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as f64).to_le_bytes()).collect::<Vec<[u8; 8]>>().into_flattened()
+}
+
+/// The floor for the array: a blocking server that answers tcp-array's
+/// `OFFSET:COUNT` frames with one plain blocking `send(2)` of the slice,
+/// straight from the same buffer. One connection at a time.
+pub fn blocking_array(addr: &str, len: usize) -> ExitCode {
+    let data = build_array(len);
+    let listener = match TcpListener::bind(addr) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("bind {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    announce("tcp-array", listener.local_addr().expect("getsockname"));
+    for stream in listener.incoming() {
+        match stream {
+            Ok(mut stream) => {
+                let _ = stream.set_nodelay(true);
+                if let Err(e) = serve_array(&mut stream, &data) {
+                    eprintln!("array connection: {e}");
+                }
+            }
+            Err(e) => eprintln!("accept: {e}"),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Answers requests on one connection until EOF.
+fn serve_array(stream: &mut TcpStream, data: &[u8]) -> io::Result<()> {
+    loop {
+        let mut head = [0u8; 4];
+        match stream.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let mut request = vec![0u8; u32::from_be_bytes(head) as usize];
+        stream.read_exact(&mut request)?;
+        let range = std::str::from_utf8(&request)
+            .ok()
+            .and_then(|r| r.split_once(':'))
+            .and_then(|(o, c)| Some((o.parse::<usize>().ok()?, c.parse::<usize>().ok()?)))
+            .and_then(|(o, c)| {
+                let end = o.checked_add(c)?;
+                (end * 8 <= data.len() && c * 8 < u32::MAX as usize).then_some(o * 8..end * 8)
+            });
+        let Some(range) = range else {
+            let message = b"bad request";
+            let mut reply = ((1 + message.len()) as u32).to_be_bytes().to_vec();
+            reply.push(1);
+            reply.extend_from_slice(message);
+            send_all(stream, &reply)?;
+            continue;
+        };
+        let mut header = ((1 + range.len()) as u32).to_be_bytes().to_vec();
+        header.push(0);
+        send_all(stream, &header)?;
+        send_all(stream, &data[range])?;
+    }
+}
+
+/// send(2) on a blocking socket until every byte is taken (for a large buffer
+/// the kernel normally takes it all in one call, sleeping while the peer drains).
+fn send_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: a valid open descriptor and a valid buffer of `bytes.len()` bytes.
+        let sent = unsafe {
+            libc::send(stream.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL)
+        };
+        if sent < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        bytes = &bytes[sent as usize..];
+    }
+    Ok(())
+}
+
+/// The floor for UDP ping: a blocking recvfrom/sendto loop answering
+/// `PING...` with `PONG...` exactly as pollmux's udp-ping does.
+pub fn blocking_udp_pong(addr: &str) -> ExitCode {
+    let socket = match UdpSocket::bind(addr) {
+        Ok(socket) => socket,
+        Err(e) => {
+            eprintln!("bind {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    announce("udp-ping", socket.local_addr().expect("getsockname"));
+    let mut buf = vec![0u8; 65536];
+    let mut reply = Vec::with_capacity(65536);
+    loop {
+        let (len, from) = match socket.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) => {
+                eprintln!("recvfrom: {e}");
+                continue;
+            }
+        };
+        reply.clear();
+        reply.extend_from_slice(b"PONG");
+        if let Some(rest) = buf[..len].strip_prefix(b"PING") {
+            reply.extend_from_slice(rest);
+        }
+        if let Err(e) = socket.send_to(&reply, from) {
+            eprintln!("sendto {from}: {e}");
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! Child processes: the servers (each its own process on port 0, ready once it
+//! printed its `listening` lines), the `pollmux load` / `pollmux ping` clients,
+//! strace, and what /proc says about them.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its `listening` lines (the array server
+/// builds 400 MB first).
+const START_DEADLINE: Duration = Duration::from_secs(120);
+/// How long a client run may take before it is killed and counted as failed.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The pollmux binary cargo built beside this harness (release, under `cargo bench`).
+pub fn pollmux_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pollmux")
+}
+
+/// This harness's own binary, which also runs the peers (see `peers.rs`).
+pub fn self_bin() -> PathBuf {
+    std::env::current_exe().expect("current_exe")
+}
+
+/// A running server process: killed on drop.
+pub struct Proc {
+    child: Option<Child>,
+    pid: i32,
+    addrs: HashMap<String, SocketAddr>,
+    stderr: Arc<Mutex<String>>,
+    stderr_thread: Option<JoinHandle<()>>,
+}
+
+impl Proc {
+    /// Spawns `command` and waits until it printed `listening <service> <addr>`
+    /// for each of `services`.
+    pub fn start(name: &str, mut command: Command, services: &[&str]) -> Result<Proc, String> {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|e| format!("spawn {name} ({command:?}): {e}"))?;
+        let pid = child.id() as i32;
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let text = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&text);
+        let stderr_thread = thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match stderr.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
+            }
+        });
+        let mut proc = Proc {
+            child: Some(child),
+            pid,
+            addrs: HashMap::new(),
+            stderr: text,
+            stderr_thread: Some(stderr_thread),
+        };
+        let deadline = Instant::now() + START_DEADLINE;
+        while services.iter().any(|s| !proc.addrs.contains_key(*s)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some((service, addr)) = parse_listening(&line) {
+                        proc.addrs.insert(service, addr);
+                    }
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "{name} did not print `listening` for {services:?} (got {:?})\nstderr:\n{}",
+                        proc.addrs,
+                        tail(&proc.stderr(), 2000)
+                    ));
+                }
+            }
+        }
+        Ok(proc)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The address `service` announced.
+    pub fn addr(&self, service: &str) -> SocketAddr {
+        self.addrs[service]
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Resident memory now, KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        rss_kib(self.pid)
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// SIGTERM, then waits (SIGKILL after `grace`); returns all of stderr.
+    pub fn stop(mut self, grace: Duration) -> String {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child, not yet reaped.
+            unsafe { libc::kill(self.pid, libc::SIGTERM) };
+            let deadline = Instant::now() + grace;
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() >= deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }
+        if let Some(t) = self.stderr_thread.take() {
+            let _ = t.join();
+        }
+        self.stderr()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `listening <service> <address>` into its parts.
+pub fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
+    let mut words = line.split_whitespace();
+    let (Some("listening"), Some(service), Some(addr), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return None;
+    };
+    Some((service.to_string(), addr.parse().ok()?))
+}
+
+/// The last `n` characters of `text`, on a char boundary.
+pub fn tail(text: &str, n: usize) -> &str {
+    let mut start = text.len().saturating_sub(n);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// VmRSS of `pid`, KiB, from /proc/PID/status.
+pub fn rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The counts of one `stats:` line, by name (`waits`, `recvs`, `bytes-in`, ...).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats(pub HashMap<String, u64>);
+
+impl Stats {
+    /// The count called `name`, 0 if absent.
+    pub fn get(&self, name: &str) -> u64 {
+        self.0.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// Parses what follows `stats:` (`waits W ready R recvs X ...`).
+pub fn parse_stats(line: &str) -> Option<Stats> {
+    let rest = &line[line.find("stats:")? + "stats:".len()..];
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let mut map = HashMap::new();
+    for pair in words.chunks(2) {
+        if let [name, value] = pair
+            && let Ok(value) = value.parse()
+        {
+            map.insert(name.to_string(), value);
+        }
+    }
+    map.contains_key("waits").then_some(Stats(map))
+}
+
+/// The last parseable `stats:` line of `stderr`.
+pub fn last_stats(stderr: &str) -> Option<Stats> {
+    stderr.lines().rev().find_map(parse_stats)
+}
+
+/// The command that starts a pollmux multiplexing server with only the services named.
+pub fn pollmux_serve(backend: &str, services: &[&str], extra: &[&str]) -> Command {
+    let mut command = Command::new(pollmux_bin());
+    command.env("RUST_LOG", "info").args(["serve", "--backend", backend]);
+    for service in ["tcp-echo", "tcp-upper", "tcp-frame", "tcp-array", "udp-upper", "udp-ping"] {
+        let port = if services.contains(&service) { "0" } else { "off" };
+        command.args([format!("--{service}"), port.to_string()]);
+    }
+    command.args(extra);
+    command
+}
+
+/// The command that starts a baseline server (`--model sequential|threads|pool`).
+pub fn pollmux_model(model: &str) -> Command {
+    let mut command = Command::new(pollmux_bin());
+    command.env("RUST_LOG", "info").args(["serve", "--model", model, "--tcp-echo", "0"]);
+    command
+}
+
+/// The command that runs this harness as one of its peers.
+pub fn peer(flag: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(self_bin());
+    command.arg(flag).args(args);
+    command
+}
+
+/// Runs `command` to its end with output captured; killed after `deadline`.
+pub fn run_captured(mut command: Command, deadline: Duration) -> Result<Output, String> {
+    let shown = format!("{command:?}");
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn {shown}: {e}"))?;
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(deadline) {
+        Ok(out) => out,
+        Err(_) => {
+            // SAFETY: kill(2) on our own child, not yet reaped (the waiter reaps it).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = waiter.join();
+            return Err(format!("{shown} still ran after {deadline:?}; killed"));
+        }
+    };
+    let _ = waiter.join();
+    out.map_err(|e| format!("wait {shown}: {e}"))
+}
+
+/// One `pollmux load` run, from its `RESULT` line. Latencies in microseconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Load {
+    pub conns: u64,
+    /// Measured messages, all connections together (`messages=`).
+    pub msgs: u64,
+    pub msgs_per_sec: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub errors: u64,
+}
+
+/// Parses `RESULT conns=.. msgs=.. messages=.. msgs_per_sec=.. p50_us=.. ... errors=..`
+/// (`msgs` is per connection, `messages` all of them).
+pub fn parse_result(line: &str) -> Option<Load> {
+    let rest = line.trim().strip_prefix("RESULT")?;
+    let fields: HashMap<&str, f64> = rest
+        .split_whitespace()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k, v.parse().ok()?))
+        })
+        .collect();
+    let get = |k: &str| fields.get(k).copied();
+    Some(Load {
+        conns: get("conns")? as u64,
+        msgs: get("messages").or_else(|| Some(get("msgs")? * get("conns")?))? as u64,
+        msgs_per_sec: get("msgs_per_sec")?,
+        p50: get("p50_us")?,
+        p90: get("p90_us").unwrap_or(f64::NAN),
+        p99: get("p99_us")?,
+        p999: get("p999_us")?,
+        max: get("max_us").unwrap_or(f64::NAN),
+        errors: get("errors").unwrap_or(0.0) as u64,
+    })
+}
+
+/// Client threads of every `pollmux load`: one core for the client, one for the
+/// server, on the 2-core machine this is written for.
+pub const LOAD_THREADS: u64 = 1;
+
+/// Runs `pollmux load ADDR --conns C --msgs M --size 64 --expect echo --warmup W --threads 1`;
+/// `msgs` and `warmup` are per connection.
+pub fn load(addr: SocketAddr, conns: u64, msgs: u64, warmup: u64) -> Result<Load, String> {
+    let mut command = Command::new(pollmux_bin());
+    command.args([
+        "load",
+        &addr.to_string(),
+        "--conns",
+        &conns.to_string(),
+        "--msgs",
+        &msgs.to_string(),
+        "--size",
+        "64",
+        "--expect",
+        "echo",
+        "--warmup",
+        &warmup.to_string(),
+        "--threads",
+        &LOAD_THREADS.to_string(),
+    ]);
+    let out = run_captured(command, CLIENT_DEADLINE)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result = stdout.lines().rev().find_map(parse_result);
+    match result {
+        Some(load) if out.status.success() && load.errors == 0 => Ok(load),
+        _ => Err(format!(
+            "pollmux load {addr} --conns {conns} --msgs {msgs}: {}\nstdout: {}\nstderr: {}",
+            out.status,
+            tail(&stdout, 1000),
+            tail(&String::from_utf8_lossy(&out.stderr), 1000)
+        )),
+    }
+}
+
+/// One `pollmux ping` run: each reply's round trip (µs) and the loss.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ping {
+    pub sent: u64,
+    pub received: u64,
+    pub rtts_us: Vec<f64>,
+}
+
+/// Parses ping(8)-like output: per-reply lines carrying `time=X ms` (or `us`/`µs`),
+/// and a `N sent, M received` summary.
+pub fn parse_ping(stdout: &str) -> Ping {
+    let mut ping = Ping::default();
+    for line in stdout.lines() {
+        if let Some(at) = line.find("time=") {
+            let rest = &line[at + 5..];
+            let number: String =
+                rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            let unit = rest[number.len()..].trim_start();
+            if let Ok(value) = number.parse::<f64>() {
+                let us = if unit.starts_with("ms") {
+                    value * 1000.0
+                } else if unit.starts_with("ns") {
+                    value / 1000.0
+                } else if unit.starts_with('s') {
+                    value * 1e6
+                } else {
+                    value // us, µs
+                };
+                ping.rtts_us.push(us);
+            }
+        }
+        // `N packets transmitted, M received` (ping(8)) or `N sent, M received`.
+        let words: Vec<&str> =
+            line.split(|c: char| c == ',' || c.is_whitespace()).filter(|w| !w.is_empty()).collect();
+        for (i, word) in words.iter().enumerate() {
+            let Ok(n) = word.parse::<u64>() else { continue };
+            let next = words.get(i + 1).copied().unwrap_or("");
+            let after = words.get(i + 2).copied().unwrap_or("");
+            if next.starts_with("sent")
+                || next.starts_with("transmitted")
+                || (next == "packets" && after.starts_with("transmitted"))
+            {
+                ping.sent = n;
+            } else if next.starts_with("received") {
+                ping.received = n;
+            }
+        }
+    }
+    ping
+}
+
+/// Runs `pollmux ping ADDR -c COUNT -i 0 -s SIZE`.
+pub fn ping(addr: SocketAddr, count: u64, size: u64) -> Result<Ping, String> {
+    let mut command = Command::new(pollmux_bin());
+    command.args([
+        "ping",
+        &addr.to_string(),
+        "-c",
+        &count.to_string(),
+        "-i",
+        "0",
+        "-s",
+        &size.to_string(),
+    ]);
+    let out = run_captured(command, CLIENT_DEADLINE)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ping = parse_ping(&stdout);
+    if ping.rtts_us.is_empty() {
+        return Err(format!(
+            "pollmux ping {addr}: {} and no reply times\nstdout: {}\nstderr: {}",
+            out.status,
+            tail(&stdout, 1000),
+            tail(&String::from_utf8_lossy(&out.stderr), 1000)
+        ));
+    }
+    Ok(ping)
+}
+
+/// Per-syscall call counts from `strace -c`, and the total.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Strace {
+    pub total: u64,
+    pub calls: Vec<(String, u64)>,
+}
+
+/// Parses the table `strace -c` writes: `% time seconds usecs/call calls [errors] syscall`.
+pub fn parse_strace(text: &str) -> Option<Strace> {
+    let mut strace = Strace::default();
+    let mut saw_total = false;
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() < 5 || words[0].parse::<f64>().is_err() {
+            continue;
+        }
+        let name = words[words.len() - 1].to_string();
+        let Ok(calls) = words[3].parse::<u64>() else { continue };
+        if name == "total" {
+            strace.total = calls;
+            saw_total = true;
+        } else {
+            strace.calls.push((name, calls));
+        }
+    }
+    saw_total.then_some(strace)
+}
+
+/// `strace -c -f` attached to a running process; `finish` detaches and reads the counts.
+pub struct StraceRun {
+    child: Child,
+    out: PathBuf,
+}
+
+/// Whether strace can trace here: `strace -c true` runs.
+pub fn strace_works() -> Result<(), String> {
+    let mut command = Command::new("strace");
+    command.args(["-c", "-o", "/dev/null", "true"]);
+    match run_captured(command, Duration::from_secs(20)) {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "strace cannot trace here: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!("strace is not available ({e}); `apt-get install strace`")),
+    }
+}
+
+impl StraceRun {
+    /// Attaches to every thread of `pid`, and returns once strace said it attached.
+    pub fn attach(pid: i32, out: &Path) -> Result<StraceRun, String> {
+        let mut child = Command::new("strace")
+            .args(["-c", "-f", "-o"])
+            .arg(out)
+            .args(["-p", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawn strace: {e}"))?;
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    // keep draining so strace never blocks on a full pipe
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.contains("attached") => {
+                // Let strace attach the remaining threads (`-f` on a multi-threaded process).
+                thread::sleep(Duration::from_millis(200));
+                Ok(StraceRun { child, out: out.to_path_buf() })
+            }
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("strace -p {pid} did not attach: {other:?}"))
+            }
+        }
+    }
+
+    /// SIGINT: strace detaches and writes its summary; returns the counts.
+    pub fn finish(mut self) -> Result<Strace, String> {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        let text = std::fs::read_to_string(&self.out)
+            .map_err(|e| format!("read {}: {e}", self.out.display()))?;
+        let _ = std::fs::remove_file(&self.out);
+        parse_strace(&text).ok_or_else(|| format!("no `total` line in strace output:\n{text}"))
+    }
+}

@@ -1,0 +1,869 @@
+//! The tables (terminal and Markdown), the targets and whether they were met,
+//! the machine description, the plots and BENCHMARKS.md.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::coord::combinators::IntoLogRange;
+
+use crate::plot::{self, Panel, Series};
+use crate::stat::median;
+use crate::workloads::{
+    ArrayCell, BACKENDS, Cell, ECHO_SERVERS, EchoCell, EchoResults, IDLE_SERVERS, IdleResults,
+    PingCell, Plan, Server, SyscallCell, THREADS,
+};
+
+/// Everything one run measured.
+#[derive(Default)]
+pub struct Results {
+    pub echo: Option<EchoResults>,
+    pub syscalls: Option<Syscalls>,
+    pub udp: Option<HashMap<Server, Cell<PingCell>>>,
+    pub idle: Option<IdleResults>,
+    pub array: Option<HashMap<Server, Cell<ArrayCell>>>,
+}
+
+/// Syscalls per echoed message at 100 connections, by server and source.
+#[derive(Default)]
+pub struct Syscalls {
+    pub conns: u64,
+    pub stats: Vec<(Server, Cell<SyscallCell>)>,
+    pub strace: Vec<(Server, Cell<SyscallCell>)>,
+    /// Why strace could not run, if it could not.
+    pub strace_unavailable: Option<String>,
+}
+
+/// A table with a title and notes, rendered for the terminal or Markdown.
+pub struct Table {
+    pub title: String,
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub notes: Vec<String>,
+}
+
+impl Table {
+    fn new(title: impl Into<String>, headers: &[&str]) -> Table {
+        Table {
+            title: title.into(),
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Aligned columns for the terminal.
+    pub fn text(&self) -> String {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut out = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                let pad = widths[i] - cell.chars().count();
+                if i == 0 {
+                    out.push_str(cell);
+                    out.push_str(&" ".repeat(pad));
+                } else {
+                    out.push_str("  ");
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(cell);
+                }
+            }
+            out.trim_end().to_string()
+        };
+        let mut out = format!("== {}\n{}\n", self.title, line(&self.headers));
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        out.push_str(&line(&rule));
+        out.push('\n');
+        for row in &self.rows {
+            out.push_str(&line(row));
+            out.push('\n');
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "   {}", note.replace('`', ""));
+        }
+        out
+    }
+
+    /// A GitHub-flavoured Markdown table, title as a heading, notes below.
+    pub fn markdown(&self, level: &str) -> String {
+        let mut out = format!("{level} {}\n\n", self.title);
+        let _ = writeln!(out, "| {} |", self.headers.join(" | "));
+        let align: Vec<&str> =
+            (0..self.headers.len()).map(|i| if i == 0 { "---" } else { "---:" }).collect();
+        let _ = writeln!(out, "| {} |", align.join(" | "));
+        for row in &self.rows {
+            let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+        if !self.notes.is_empty() {
+            out.push('\n');
+            for note in &self.notes {
+                let _ = writeln!(out, "{note}\n");
+            }
+        }
+        out
+    }
+}
+
+/// A latency in microseconds.
+pub fn us(x: f64) -> String {
+    if !x.is_finite() {
+        "-".into()
+    } else if x < 100.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// A rate, with k/M.
+pub fn rate(x: f64) -> String {
+    if !x.is_finite() {
+        "-".into()
+    } else if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// `x / base` as `1.23x`.
+fn ratio(x: f64, base: f64) -> String {
+    if x.is_finite() && base.is_finite() && base > 0.0 {
+        format!("{:.2}x", x / base)
+    } else {
+        "-".into()
+    }
+}
+
+/// A value with its ratio to the reference, `12.3 (1.05x)`.
+fn with_ratio(value: String, x: f64, base: Option<f64>) -> String {
+    match base {
+        Some(b) if b.is_finite() && b > 0.0 && x.is_finite() => {
+            format!("{value} ({})", ratio(x, b))
+        }
+        _ => value,
+    }
+}
+
+/// One target: what, for which server, the figure, the bar, and the verdict.
+pub struct Target {
+    pub what: String,
+    pub server: String,
+    pub measured: String,
+    pub bar: String,
+    /// None: reported only, or could not be measured.
+    pub met: Option<bool>,
+}
+
+impl Target {
+    fn verdict(&self) -> &'static str {
+        match self.met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "-",
+        }
+    }
+}
+
+/// Where this ran.
+pub struct Machine {
+    pub date: String,
+    pub cores: usize,
+    pub cpu: String,
+    pub kernel: String,
+    pub rustc: String,
+    pub memory: String,
+    pub load_before: String,
+}
+
+impl Machine {
+    pub fn describe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| format!("Linux {}", s.trim()))
+            .unwrap_or_else(|_| "unknown".into());
+        let rustc = std::process::Command::new(std::env::var("RUSTC").unwrap_or("rustc".into()))
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let memory = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                let kib: f64 = m.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+                Some(format!("{:.1} GiB", kib / 1024.0 / 1024.0))
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let load_before = load_average();
+        Machine {
+            date: utc_now(),
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            cpu,
+            kernel,
+            rustc,
+            memory,
+            load_before,
+        }
+    }
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// A warning when something else was using the CPUs as the run began.
+pub fn busy_warning(load_before: &str) -> Option<String> {
+    let one_minute: f64 = load_before.split_whitespace().next()?.parse().ok()?;
+    (one_minute > 0.5).then(|| {
+        format!(
+            "The machine was not idle when the run began (1-minute load average {one_minute}): \
+             other processes shared the CPUs, so tails (p99, p99.9) and msgs/s are noisier than on \
+             an idle machine."
+        )
+    })
+}
+
+/// Now, as `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
+}
+
+/// What a failed or skipped cell shows.
+fn missing<T>(cell: &Cell<T>) -> String {
+    match cell {
+        Ok(_) => String::new(),
+        Err(why) if why.starts_with("n/a") => "n/a".into(),
+        Err(_) => "failed".into(),
+    }
+}
+
+/// The tables and targets of a run.
+pub struct Report {
+    pub tables: Vec<Table>,
+    pub targets: Vec<Target>,
+}
+
+impl Report {
+    pub fn build(plan: &Plan, results: &Results) -> Report {
+        let mut tables = Vec::new();
+        let mut targets = Vec::new();
+        if let Some(echo) = &results.echo {
+            echo_tables(plan, echo, &mut tables, &mut targets);
+        }
+        if let Some(sys) = &results.syscalls {
+            tables.push(syscall_table(sys, &mut targets));
+        }
+        if let Some(udp) = &results.udp {
+            tables.push(udp_table(udp));
+        }
+        if let Some(idle) = &results.idle {
+            tables.push(idle_table(plan, idle, &mut targets));
+        }
+        if let Some(array) = &results.array {
+            tables.push(array_table(array, &mut targets));
+        }
+        Report { tables, targets }
+    }
+
+    pub fn target_table(&self) -> Table {
+        let mut t = Table::new("Targets", &["target", "server", "measured", "bar", "result"]);
+        for target in &self.targets {
+            t.rows.push(vec![
+                target.what.clone(),
+                target.server.clone(),
+                target.measured.clone(),
+                target.bar.clone(),
+                target.verdict().into(),
+            ]);
+        }
+        let missed: Vec<String> = self
+            .targets
+            .iter()
+            .filter(|t| t.met == Some(false))
+            .map(|t| format!("{} ({}: {})", t.what, t.server, t.measured))
+            .collect();
+        t.notes.push(if missed.is_empty() {
+            "Every measured target was met in this run.".into()
+        } else {
+            format!("**Missed in this run:** {}.", missed.join("; "))
+        });
+        t
+    }
+
+    /// Everything for the terminal.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for table in &self.tables {
+            out.push_str(&table.text());
+            out.push('\n');
+        }
+        out.push_str(&self.target_table().text());
+        out
+    }
+}
+
+fn echo_tables(
+    plan: &Plan,
+    echo: &EchoResults,
+    tables: &mut Vec<Table>,
+    targets: &mut Vec<Target>,
+) {
+    for &conns in &plan.conns {
+        let base = echo.cells.get(&(THREADS, conns)).and_then(|c| c.as_ref().ok()).cloned();
+        let mut t = Table::new(
+            format!(
+                "TCP echo, 64-byte messages, {conns} connection{}",
+                if conns == 1 { "" } else { "s" }
+            ),
+            &["server", "p50 µs", "p99 µs", "p99.9 µs", "msgs/s", "msgs per conn"],
+        );
+        for server in ECHO_SERVERS {
+            let Some(cell) = echo.cells.get(&(server, conns)) else { continue };
+            let row = match cell {
+                Ok(c) => vec![
+                    server.name().to_string(),
+                    with_ratio(us(c.p50), c.p50, base.as_ref().map(|b| b.p50)),
+                    with_ratio(us(c.p99), c.p99, base.as_ref().map(|b| b.p99)),
+                    with_ratio(us(c.p999), c.p999, base.as_ref().map(|b| b.p999)),
+                    with_ratio(
+                        rate(c.msgs_per_sec),
+                        c.msgs_per_sec,
+                        base.as_ref().map(|b| b.msgs_per_sec),
+                    ),
+                    c.msgs.to_string(),
+                ],
+                Err(_) => {
+                    let m = missing(cell);
+                    vec![server.name().into(), m.clone(), m.clone(), m.clone(), m, "-".into()]
+                }
+            };
+            t.rows.push(row);
+        }
+        t.notes.push(format!(
+            "Medians of {} interleaved runs; (x) is the ratio to `threads` (thread per connection) in the same run.",
+            plan.rounds
+        ));
+        if conns > 4 && echo.cells.get(&(Server::Model("pool"), conns)).is_some_and(|c| c.is_ok()) {
+            t.notes.push(
+                "pool: each of its 4 threads serves one connection to its end; the others wait in the \
+                 listen backlog during their (untimed) warm-up, so its round trips only cover connections \
+                 being served. Compare its msgs/s."
+                    .into(),
+            );
+        }
+        for server in ECHO_SERVERS {
+            if let Some(Err(why)) = echo.cells.get(&(server, conns)) {
+                t.notes.push(format!("{}: {why}", server.name()));
+            }
+        }
+        tables.push(t);
+    }
+    let get = |s: Server, c: u64| echo.cells.get(&(s, c)).and_then(|c| c.as_ref().ok());
+    for server in BACKENDS {
+        // One connection: p50 within 1.10x of threads.
+        if let (Some(m), Some(b)) = (get(server, 1), get(THREADS, 1)) {
+            let r = m.p50 / b.p50;
+            targets.push(Target {
+                what: "1 conn echo p50 vs threads".into(),
+                server: server.name().into(),
+                measured: format!("{:.2}x ({} vs {} µs)", r, us(m.p50), us(b.p50)),
+                bar: "≤ 1.10x".into(),
+                met: Some(r <= 1.10),
+            });
+        }
+        if let (Some(m), Some(t)) = (get(server, 100), get(Server::Tokio, 100)) {
+            let r = m.msgs_per_sec / t.msgs_per_sec;
+            targets.push(Target {
+                what: "100 conns msgs/s vs tokio".into(),
+                server: server.name().into(),
+                measured: format!("{r:.2}x ({} vs {})", rate(m.msgs_per_sec), rate(t.msgs_per_sec)),
+                bar: "≥ 0.95x".into(),
+                met: Some(r >= 0.95),
+            });
+        }
+        if let (Some(m), Some(b)) = (get(server, 100), get(THREADS, 100)) {
+            let r = m.msgs_per_sec / b.msgs_per_sec;
+            targets.push(Target {
+                what: "100 conns msgs/s vs threads".into(),
+                server: server.name().into(),
+                measured: format!("{r:.2}x ({} vs {})", rate(m.msgs_per_sec), rate(b.msgs_per_sec)),
+                bar: "≥ 1.5x".into(),
+                met: Some(r >= 1.5),
+            });
+        }
+        if let (Some(m), Some(t)) = (get(server, 1000), get(Server::Tokio, 1000)) {
+            let r = m.msgs_per_sec / t.msgs_per_sec;
+            targets.push(Target {
+                what: "1000 conns msgs/s vs tokio".into(),
+                server: server.name().into(),
+                measured: format!("{r:.2}x ({} vs {})", rate(m.msgs_per_sec), rate(t.msgs_per_sec)),
+                bar: "≥ 1.0x".into(),
+                met: Some(r >= 1.0),
+            });
+        }
+    }
+}
+
+fn syscall_table(sys: &Syscalls, targets: &mut Vec<Target>) -> Table {
+    let mut t = Table::new(
+        format!("Syscalls per echoed message, {} connections", sys.conns),
+        &[
+            "server",
+            "counted by",
+            "messages",
+            "syscalls",
+            "per message",
+            "events per wait",
+            "largest counts",
+        ],
+    );
+    for (server, cell) in sys.stats.iter().chain(sys.strace.iter()) {
+        let row = match cell {
+            Ok(c) => {
+                let top: Vec<String> =
+                    c.calls.iter().take(4).map(|(n, k)| format!("{n} {k}")).collect();
+                vec![
+                    server.name().into(),
+                    c.source.into(),
+                    c.messages.to_string(),
+                    c.total.to_string(),
+                    format!("{:.2}", c.per_message()),
+                    c.events_per_wait.map_or("-".into(), |e| format!("{e:.1}")),
+                    top.join(", "),
+                ]
+            }
+            Err(why) => vec![
+                server.name().into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "failed".into(),
+                "-".into(),
+                why.clone(),
+            ],
+        };
+        t.rows.push(row);
+    }
+    for (server, cell) in &sys.stats {
+        if let Ok(c) = cell {
+            let per = c.per_message();
+            targets.push(Target {
+                what: format!("syscalls per echoed message, {} conns (--stats)", sys.conns),
+                server: server.name().into(),
+                measured: format!("{per:.2}"),
+                bar: "≤ 2.1".into(),
+                met: Some(per <= 2.1),
+            });
+        }
+    }
+    t.notes.push(
+        "`--stats` counts the server's wait calls, recv calls that returned data or EOF, and send \
+         calls that took bytes (not EAGAIN recvs, accepts or epoll_ctl); messages = bytes-in / 64, \
+         warm-up included. `strace -c -f` counts every syscall of every thread while attached, \
+         accepts and closes of the 100 connections included; strace slows each call, which makes \
+         wake-ups batch more events."
+            .into(),
+    );
+    if let Some(why) = &sys.strace_unavailable {
+        t.notes.push(format!("strace could not run: {why}"));
+    }
+    t
+}
+
+fn udp_table(udp: &HashMap<Server, Cell<PingCell>>) -> Table {
+    let mut t = Table::new(
+        "UDP ping round trip (`pollmux ping -i 0 -s 64`)",
+        &["server", "p50 µs", "p99 µs", "p5–p95 mean µs", "received / sent"],
+    );
+    let base = udp.get(&Server::BlockingUdp).and_then(|c| c.as_ref().ok()).cloned();
+    for server in [BACKENDS[0], BACKENDS[1], BACKENDS[2], Server::BlockingUdp] {
+        let Some(cell) = udp.get(&server) else { continue };
+        t.rows.push(match cell {
+            Ok(c) => vec![
+                server.name().into(),
+                with_ratio(us(c.p50), c.p50, base.as_ref().map(|b| b.p50)),
+                with_ratio(us(c.p99), c.p99, base.as_ref().map(|b| b.p99)),
+                with_ratio(us(c.mean), c.mean, base.as_ref().map(|b| b.mean)),
+                format!("{} / {}", c.received, c.sent),
+            ],
+            Err(why) => {
+                vec![server.name().into(), "failed".into(), "-".into(), "-".into(), why.clone()]
+            }
+        });
+    }
+    t.notes.push(
+        "`pollmux ping` prints each round trip to the microsecond (`time=0.006 ms`), so the p5–p95 \
+         mean, over thousands of pings, tells apart servers whose p50 rounds to the same microsecond."
+            .into(),
+    );
+    t.notes.push(
+        "The baselines are TCP only, so (x) here is the ratio to a blocking recvfrom/sendto loop \
+         (the UDP floor), run the same way in the same run."
+            .into(),
+    );
+    t
+}
+
+fn idle_table(plan: &Plan, idle: &IdleResults, targets: &mut Vec<Target>) -> Table {
+    let mut headers: Vec<String> = vec!["server".into()];
+    for n in &plan.idle {
+        headers.push(format!("{n} idle: p50 / p99 µs"));
+    }
+    headers.push("p50 growth".into());
+    headers.push("RSS per idle conn".into());
+    let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let mut t = Table::new("Idle scaling: one active connection's round trip", &header_refs);
+    let first = plan.idle.first().copied().unwrap_or(0);
+    for server in IDLE_SERVERS {
+        let mut row = vec![server.name().to_string()];
+        let mut reached: Option<(u64, f64)> = None;
+        for &n in &plan.idle {
+            let base = idle.cells.get(&(THREADS, n)).and_then(|c| c.as_ref().ok()).map(|b| b.p50);
+            match idle.cells.get(&(server, n)) {
+                Some(Ok(c)) => {
+                    let base = if server == THREADS { None } else { base };
+                    row.push(format!("{} / {}", with_ratio(us(c.p50), c.p50, base), us(c.p99)));
+                    reached = Some((n, c.p50));
+                }
+                Some(cell) => row.push(missing(cell)),
+                None => row.push("-".into()),
+            }
+        }
+        let p50_at_first =
+            idle.cells.get(&(server, first)).and_then(|c| c.as_ref().ok()).map(|c| c.p50);
+        let growth = match (p50_at_first, reached) {
+            (Some(a), Some((n, b))) if n > first => format!("{:.2}x at {n}", b / a),
+            _ => "-".into(),
+        };
+        row.push(growth.clone());
+        // RSS per idle connection at the largest count reached, median over rounds.
+        let per_conn = idle.rss_per_conn.get(&server).and_then(|list| {
+            let top = list.iter().map(|&(n, _)| n).max()?;
+            Some((top, median(list.iter().filter(|&&(n, _)| n == top).map(|&(_, b)| b))))
+        });
+        row.push(per_conn.map_or("-".into(), |(n, b)| format!("{b:.0} B (at {n})")));
+        t.rows.push(row);
+        if BACKENDS.contains(&server) {
+            targets.push(Target {
+                what: format!("idle scaling: active p50, {first} -> most idle"),
+                server: server.name().into(),
+                measured: growth,
+                bar: "report".into(),
+                met: None,
+            });
+            if let Some((n, b)) = per_conn {
+                targets.push(Target {
+                    what: "server RSS per idle connection".into(),
+                    server: server.name().into(),
+                    measured: format!("{b:.0} B (at {n} idle)"),
+                    bar: "< 2048 B".into(),
+                    met: Some(b < 2048.0),
+                });
+            }
+        }
+    }
+    t.notes.push(format!(
+        "Each cell is the median over {} rounds of a 1-connection `pollmux load` while the harness holds \
+         the idle connections open (accepted: the server holds their descriptors); (x) is the ratio to \
+         `threads` at the same count. RSS per idle connection = (VmRSS with the idle connections − VmRSS \
+         with none) / count. select stops at 1,000: FD_SETSIZE is 1024.",
+        plan.rounds
+    ));
+    for server in IDLE_SERVERS {
+        for &n in &plan.idle {
+            if let Some(Err(why)) = idle.cells.get(&(server, n))
+                && !why.starts_with("n/a")
+            {
+                t.notes.push(format!("{} at {n} idle: {why}", server.name()));
+            }
+        }
+    }
+    t
+}
+
+/// The largest RSS growth during the response that still counts as "not growing".
+const ARRAY_GROWTH_LIMIT_MIB: f64 = 8.0;
+
+fn array_table(array: &HashMap<Server, Cell<ArrayCell>>, targets: &mut Vec<Target>) -> Table {
+    let mut t = Table::new(
+        "The array: one request for every value (`0:50000000`, 400 MB)",
+        &[
+            "server",
+            "GB/s",
+            "seconds",
+            "RSS before MiB",
+            "RSS peak MiB",
+            "RSS after MiB",
+            "largest growth MiB",
+        ],
+    );
+    let base = array.get(&Server::BlockingArray).and_then(|c| c.as_ref().ok()).cloned();
+    for server in [BACKENDS[0], BACKENDS[1], BACKENDS[2], Server::BlockingArray] {
+        let Some(cell) = array.get(&server) else { continue };
+        t.rows.push(match cell {
+            Ok(c) => vec![
+                server.name().into(),
+                with_ratio(
+                    format!("{:.2}", c.gb_per_sec),
+                    c.gb_per_sec,
+                    base.as_ref().map(|b| b.gb_per_sec),
+                ),
+                format!("{:.3}", c.secs),
+                format!("{:.0}", c.rss_before_mib),
+                format!("{:.0}", c.rss_peak_mib),
+                format!("{:.0}", c.rss_after_mib),
+                format!("{:.1}", c.growth_mib),
+            ],
+            Err(why) => {
+                let mut row = vec![server.name().into(), "failed".into()];
+                row.extend(std::iter::repeat_n("-".to_string(), 4));
+                row.push(why.clone());
+                row
+            }
+        });
+        if let (true, Ok(c)) = (BACKENDS.contains(&server), cell) {
+            if let Some(b) = &base {
+                let r = c.gb_per_sec / b.gb_per_sec;
+                targets.push(Target {
+                    what: "array GB/s vs blocking send".into(),
+                    server: server.name().into(),
+                    measured: format!("{r:.2}x ({:.2} vs {:.2} GB/s)", c.gb_per_sec, b.gb_per_sec),
+                    bar: "≥ 0.9x".into(),
+                    met: Some(r >= 0.9),
+                });
+            }
+            targets.push(Target {
+                what: "array: server RSS does not grow with the response".into(),
+                server: server.name().into(),
+                measured: format!("+{:.1} MiB peak", c.growth_mib),
+                bar: format!("< {ARRAY_GROWTH_LIMIT_MIB:.0} MiB (response: 400 MB)"),
+                met: Some(c.growth_mib < ARRAY_GROWTH_LIMIT_MIB),
+            });
+        }
+    }
+    if let Some(Ok(c)) = array.get(&Server::BlockingArray).or_else(|| array.get(&BACKENDS[2])) {
+        t.notes.push(format!("The response is {} bytes: a 5-byte header and the values.", c.bytes));
+    }
+    t.notes.push(
+        "A fresh server per run (the array is built at start, so \"before\" already holds its 381 MiB); \
+         the harness reads the reply in 4 MiB reads, checks its length and spot-checks values, and samples \
+         the server's VmRSS every 2 ms while it sends. (x) is the ratio to one blocking send(2) of the same buffer."
+            .into(),
+    );
+    t
+}
+
+/// Writes the SVG plots into `dir`; returns their file names.
+pub fn plots(plan: &Plan, results: &Results, dir: &Path) -> Result<Vec<(String, String)>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    if let Some(echo) = &results.echo {
+        let series = |pick: fn(&EchoCell) -> f64| -> Vec<Series> {
+            ECHO_SERVERS
+                .iter()
+                .map(|&s| Series {
+                    name: s.name().into(),
+                    points: plan
+                        .conns
+                        .iter()
+                        .filter_map(|&c| {
+                            let cell = echo.cells.get(&(s, c))?.as_ref().ok()?;
+                            Some((c as f64, pick(cell)))
+                        })
+                        .collect(),
+                })
+                .collect()
+        };
+        let max = plan.conns.iter().copied().max().unwrap_or(1000) as f64;
+        let path = dir.join("echo_latency.svg");
+        plot::figure(
+            &path,
+            &[
+                Panel {
+                    title: "TCP echo p50 round trip".into(),
+                    y_desc: "µs".into(),
+                    series: series(|c| c.p50),
+                },
+                Panel {
+                    title: "TCP echo p99 round trip".into(),
+                    y_desc: "µs".into(),
+                    series: series(|c| c.p99),
+                },
+            ],
+            "connections",
+            || (0.8..max * 1.25).log_scale(),
+        )?;
+        written.push(("echo_latency.svg".into(), "TCP echo round trip against connections".into()));
+        let path = dir.join("echo_throughput.svg");
+        plot::figure(
+            &path,
+            &[Panel {
+                title: "TCP echo throughput".into(),
+                y_desc: "messages/s".into(),
+                series: series(|c| c.msgs_per_sec),
+            }],
+            "connections",
+            || (0.8..max * 1.25).log_scale(),
+        )?;
+        written
+            .push(("echo_throughput.svg".into(), "TCP echo messages/s against connections".into()));
+    }
+    if let Some(idle) = &results.idle {
+        let series = |pick: fn(&EchoCell) -> f64| -> Vec<Series> {
+            IDLE_SERVERS
+                .iter()
+                .map(|&s| Series {
+                    name: s.name().into(),
+                    points: plan
+                        .idle
+                        .iter()
+                        .filter_map(|&n| {
+                            let cell = idle.cells.get(&(s, n))?.as_ref().ok()?;
+                            Some((n as f64, pick(cell)))
+                        })
+                        .collect(),
+                })
+                .collect()
+        };
+        let max = plan.idle.iter().copied().max().unwrap_or(10_000) as f64;
+        let path = dir.join("idle_latency.svg");
+        plot::figure(
+            &path,
+            &[
+                Panel {
+                    title: "1 active connection, p50".into(),
+                    y_desc: "µs".into(),
+                    series: series(|c| c.p50),
+                },
+                Panel {
+                    title: "1 active connection, p99".into(),
+                    y_desc: "µs".into(),
+                    series: series(|c| c.p99),
+                },
+            ],
+            "idle connections",
+            || -(max * 0.03)..max * 1.05,
+        )?;
+        written.push((
+            "idle_latency.svg".into(),
+            "Round trip of one active connection against idle connections".into(),
+        ));
+    }
+    Ok(written)
+}
+
+/// BENCHMARKS.md.
+pub fn markdown(
+    plan: &Plan,
+    machine: &Machine,
+    report: &Report,
+    plots: &[(String, String)],
+    plot_dir: &str,
+    elapsed_secs: f64,
+) -> String {
+    let mut out = String::new();
+    out.push_str("# Benchmarks\n\n");
+    let _ = writeln!(
+        out,
+        "Written by `make bench` (`benches/bench/main.rs`) on {}; every figure below is from that one run. \
+         Rerun `make bench` to measure your machine: it rewrites this file and the plots in `{plot_dir}/`.\n",
+        machine.date
+    );
+    out.push_str("## Machine\n\n| | |\n|---|---|\n");
+    let _ = writeln!(out, "| CPU | {} |", machine.cpu);
+    let _ = writeln!(out, "| cores | {} |", machine.cores);
+    let _ = writeln!(out, "| memory | {} |", machine.memory);
+    let _ = writeln!(out, "| kernel | {} |", machine.kernel);
+    let _ = writeln!(out, "| rustc | {} |", machine.rustc);
+    let load_after = load_average();
+    let _ = writeln!(
+        out,
+        "| load average (1, 5, 15 min) | {} before the run, {} after |",
+        machine.load_before, load_after
+    );
+    let _ = writeln!(
+        out,
+        "| run | {} interleaved rounds, ~{:.1} s per measured echo run, {:.0} s in all |\n",
+        plan.rounds, plan.run_secs, elapsed_secs
+    );
+    if let Some(warning) = busy_warning(&machine.load_before) {
+        let _ = writeln!(out, "**Note:** {warning}\n");
+    }
+    out.push_str("## Servers\n\n");
+    for server in ECHO_SERVERS.iter().chain(&[Server::BlockingUdp, Server::BlockingArray]) {
+        let _ = writeln!(out, "- **{}**: {}", server.name(), server.describe());
+    }
+    out.push('\n');
+    out.push_str(&report.target_table().markdown("##"));
+    out.push('\n');
+    for table in &report.tables {
+        out.push_str(&table.markdown("##"));
+        out.push('\n');
+    }
+    if !plots.is_empty() {
+        out.push_str("## Plots\n\n");
+        for (file, caption) in plots {
+            let _ = writeln!(out, "![{caption}]({plot_dir}/{file})\n");
+        }
+    }
+    out.push_str(METHOD);
+    out
+}
+
+const METHOD: &str = "## Method
+
+- **Servers**, each its own process on a free port, ready once it printed `listening <service> <addr>`:
+  `pollmux serve --backend poll|select|epoll` (only the services a workload needs), the baselines
+  `pollmux serve --model sequential|threads|pool`, and the peer: a tokio `current_thread` echo server,
+  one task per connection, TCP_NODELAY (`benches/bench/peers.rs`, run as the harness binary with
+  `--tokio-echo-server ADDR`). The floors of the UDP and array workloads are in the same file.
+- **Load** is `pollmux load` (closed loop: each connection keeps one message outstanding, every reply
+  byte checked, TCP_NODELAY), a separate process from the server. Each connection count starts with
+  growing warm-up runs that also size the measured runs (about the same duration for every server);
+  every measured run has its own warm-up of 10 messages per connection. Runs are interleaved (every
+  server once, then again) for several rounds; tables show medians over rounds, and ratios to the
+  thread-per-connection baseline measured in the same run.
+- **Syscalls per message** from the server's own `--stats` totals printed at exit (a fresh server and
+  one run), and from `strace -c -f` attached to a fresh server for one run.
+- **Idle scaling**: the harness opens the idle connections itself (and waits until the server holds
+  their descriptors) and measures one active connection with `pollmux load --conns 1`.
+- **Array**: a fresh `pollmux serve --tcp-array` (50,000,000 values) per run, one `0:50000000` request
+  read by the harness; beside it a blocking server that answers with one blocking send(2) of the same
+  buffer.
+- Client and server share the machine's cores; nothing is pinned. Performance is never asserted by a
+  test: this file is where it is reported.
+";

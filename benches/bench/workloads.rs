@@ -1,0 +1,699 @@
+//! The four workloads and the syscall counts. Every server is its own process,
+//! every client run (`pollmux load`, `pollmux ping`) another; only the idle
+//! connections and the array's reader live in this harness process.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::procs::{self, Load, Proc, Stats, Strace, StraceRun};
+use crate::stat::{median, percentile, trimmed_mean};
+
+/// How `make bench` is run: the full plan, or a quick look while developing.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Interleaved rounds; each figure is the median over them.
+    pub rounds: usize,
+    /// Target length of one measured `pollmux load` run, seconds.
+    pub run_secs: f64,
+    /// The same for the idle-scaling runs.
+    pub idle_run_secs: f64,
+    /// Connection counts of the echo workload.
+    pub conns: Vec<u64>,
+    /// Idle connection counts of the idle-scaling workload.
+    pub idle: Vec<u64>,
+    /// Pings per `pollmux ping` run.
+    pub pings: u64,
+    /// Values served by tcp-array (and by the blocking floor).
+    pub array_len: usize,
+    /// Messages per connection of each strace'd run at 100 connections.
+    pub strace_msgs: u64,
+}
+
+impl Plan {
+    /// What `make bench` runs.
+    pub fn full() -> Plan {
+        Plan {
+            rounds: 5,
+            run_secs: 1.0,
+            idle_run_secs: 0.6,
+            conns: vec![1, 10, 100, 1000],
+            idle: vec![0, 1_000, 10_000],
+            pings: 5_000,
+            array_len: 50_000_000,
+            strace_msgs: 200,
+        }
+    }
+
+    /// A fast pass over everything (`cargo bench --bench bench -- --quick`).
+    pub fn quick() -> Plan {
+        Plan {
+            rounds: 1,
+            run_secs: 0.2,
+            idle_run_secs: 0.2,
+            pings: 500,
+            strace_msgs: 50,
+            ..Plan::full()
+        }
+    }
+}
+
+/// A server under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Server {
+    /// `pollmux serve --backend B`.
+    Mux(&'static str),
+    /// `pollmux serve --model M`.
+    Model(&'static str),
+    /// The tokio `current_thread` peer.
+    Tokio,
+    /// This harness's blocking recvfrom/sendto loop (UDP ping floor).
+    BlockingUdp,
+    /// This harness's blocking `send` of the array (array floor).
+    BlockingArray,
+}
+
+/// The pollmux backends.
+pub const BACKENDS: [Server; 3] =
+    [Server::Mux("poll"), Server::Mux("select"), Server::Mux("epoll")];
+/// Every TCP echo server, in table order.
+pub const ECHO_SERVERS: [Server; 7] = [
+    Server::Mux("poll"),
+    Server::Mux("select"),
+    Server::Mux("epoll"),
+    Server::Model("sequential"),
+    Server::Model("threads"),
+    Server::Model("pool"),
+    Server::Tokio,
+];
+/// The reference every echo figure is divided by.
+pub const THREADS: Server = Server::Model("threads");
+/// Servers of the idle-scaling workload: the backends, and two references.
+pub const IDLE_SERVERS: [Server; 5] = [
+    Server::Mux("poll"),
+    Server::Mux("select"),
+    Server::Mux("epoll"),
+    Server::Model("threads"),
+    Server::Tokio,
+];
+
+impl Server {
+    /// The name in tables and plots.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Mux(b) => b,
+            Server::Model(m) => m,
+            Server::Tokio => "tokio",
+            Server::BlockingUdp => "blocking recvfrom/sendto",
+            Server::BlockingArray => "blocking send",
+        }
+    }
+
+    /// A longer description, for the tables' legends.
+    pub fn describe(self) -> String {
+        match self {
+            Server::Mux(b) => format!("`pollmux serve --backend {b}`"),
+            Server::Model(m) => format!("`pollmux serve --model {m}`"),
+            Server::Tokio => "tokio `current_thread` echo (benches/bench/peers.rs)".into(),
+            Server::BlockingUdp => "blocking recvfrom/sendto loop (benches/bench/peers.rs)".into(),
+            Server::BlockingArray => {
+                "one blocking send(2) of the buffer (benches/bench/peers.rs)".into()
+            }
+        }
+    }
+
+    /// Most connections it can hold at once, if limited (select: FD_SETSIZE; sequential: one).
+    pub fn max_conns(self) -> Option<u64> {
+        match self {
+            Server::Mux("select") => Some(1_000),
+            Server::Model("sequential") => Some(1),
+            _ => None,
+        }
+    }
+
+    /// Starts it with `service` on a free port.
+    pub fn start(self, service: &str, stats: bool, array_len: usize) -> Result<Proc, String> {
+        let command: Command = match self {
+            Server::Mux(backend) => {
+                let len = array_len.to_string();
+                // The default --max-conns (10,000) would refuse the active connection
+                // beside 10,000 idle ones.
+                let mut extra = vec!["--array-len", len.as_str(), "--max-conns", "20000"];
+                if stats {
+                    extra.push("--stats");
+                }
+                procs::pollmux_serve(backend, &[service], &extra)
+            }
+            Server::Model(model) => procs::pollmux_model(model),
+            Server::Tokio => procs::peer("--tokio-echo-server", &["127.0.0.1:0"]),
+            Server::BlockingUdp => procs::peer("--blocking-udp-pong", &["127.0.0.1:0"]),
+            Server::BlockingArray => {
+                procs::peer("--blocking-array-server", &["127.0.0.1:0", &array_len.to_string()])
+            }
+        };
+        Proc::start(self.name(), command, &[service])
+    }
+}
+
+/// Medians over rounds of one (server, configuration).
+#[derive(Debug, Clone, Default)]
+pub struct EchoCell {
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub msgs_per_sec: f64,
+    /// Messages per connection of each measured run.
+    pub msgs: u64,
+}
+
+impl EchoCell {
+    fn from_runs(runs: &[Load], msgs: u64) -> EchoCell {
+        EchoCell {
+            p50: median(runs.iter().map(|r| r.p50)),
+            p99: median(runs.iter().map(|r| r.p99)),
+            p999: median(runs.iter().map(|r| r.p999)),
+            msgs_per_sec: median(runs.iter().map(|r| r.msgs_per_sec)),
+            msgs,
+        }
+    }
+}
+
+/// A figure, or why there is none (`n/a: ...`, `failed: ...`).
+pub type Cell<T> = Result<T, String>;
+
+/// Messages per connection of the warm-up that precedes every measured run.
+const WARMUP_PER_CONN: u64 = 10;
+
+/// Finds how many messages per connection make a `secs`-long run at `conns`
+/// connections, by growing runs that double as the warm-up. Returns that count
+/// and the last probe.
+pub fn size_run(addr: SocketAddr, conns: u64, secs: f64) -> Result<(u64, Load), String> {
+    let mut per_conn = (200 / conns).max(20);
+    loop {
+        let probe = procs::load(addr, conns, per_conn, WARMUP_PER_CONN)?;
+        let took = probe.msgs as f64 / probe.msgs_per_sec.max(1.0);
+        if took >= 0.1 || per_conn >= 10_000_000 {
+            let want = (probe.msgs_per_sec * secs).ceil() as u64;
+            return Ok((want.div_ceil(conns).max(20), probe));
+        }
+        per_conn *= 8;
+    }
+}
+
+/// One measured run: warm-up, then `msgs` messages per connection.
+fn measured(addr: SocketAddr, conns: u64, msgs: u64) -> Result<Load, String> {
+    procs::load(addr, conns, msgs, WARMUP_PER_CONN)
+}
+
+/// Workload 1: TCP echo at each connection count, every server, interleaved rounds.
+#[derive(Debug, Default)]
+pub struct EchoResults {
+    pub cells: HashMap<(Server, u64), Cell<EchoCell>>,
+}
+
+pub fn echo(plan: &Plan, log: &mut dyn FnMut(&str)) -> EchoResults {
+    let mut results = EchoResults::default();
+    let mut procs: Vec<(Server, Proc)> = Vec::new();
+    for server in ECHO_SERVERS {
+        match server.start("tcp-echo", false, 0) {
+            Ok(p) => procs.push((server, p)),
+            Err(e) => {
+                log(&format!("  {}: cannot start: {e}", server.name()));
+                for &conns in &plan.conns {
+                    results.cells.insert((server, conns), Err(format!("failed to start: {e}")));
+                }
+            }
+        }
+    }
+    for &conns in &plan.conns {
+        let started = Instant::now();
+        // Sizing runs double as each server's warm-up at this connection count.
+        let mut sized: Vec<(Server, SocketAddr, u64)> = Vec::new();
+        for (server, proc) in &procs {
+            if let Some(limit) = server.max_conns()
+                && conns > limit
+            {
+                let why = format!("n/a: {} serves at most {limit} connection(s)", server.name());
+                results.cells.insert((*server, conns), Err(why));
+                continue;
+            }
+            let addr = proc.addr("tcp-echo");
+            match size_run(addr, conns, plan.run_secs) {
+                Ok((msgs, _)) => sized.push((*server, addr, msgs)),
+                Err(e) => {
+                    log(&format!("  {} at {conns} conns: {e}", server.name()));
+                    results
+                        .cells
+                        .insert((*server, conns), Err(format!("failed: {}", first_line(&e))));
+                }
+            }
+        }
+        let mut runs: HashMap<Server, Vec<Load>> = HashMap::new();
+        let mut errors: HashMap<Server, String> = HashMap::new();
+        for _round in 0..plan.rounds {
+            for &(server, addr, msgs) in &sized {
+                match measured(addr, conns, msgs) {
+                    Ok(load) => runs.entry(server).or_default().push(load),
+                    Err(e) => {
+                        log(&format!("  {} at {conns} conns: {e}", server.name()));
+                        errors.insert(server, first_line(&e).to_string());
+                    }
+                }
+            }
+        }
+        for &(server, _, msgs) in &sized {
+            let cell = match runs.get(&server) {
+                Some(r) if !r.is_empty() => Ok(EchoCell::from_runs(r, msgs)),
+                _ => Err(format!("failed: {}", errors.get(&server).cloned().unwrap_or_default())),
+            };
+            results.cells.insert((server, conns), cell);
+        }
+        log(&format!("  {conns} conns: {:.1} s", started.elapsed().as_secs_f64()));
+    }
+    for (server, proc) in procs {
+        let name = server.name();
+        let mut proc = proc;
+        if !proc.alive() {
+            log(&format!("  {name} died:\n{}", procs::tail(&proc.stderr(), 1500)));
+        }
+        proc.stop(Duration::from_secs(5));
+    }
+    results
+}
+
+/// The first line of an error, for a table cell.
+pub fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// Workload 2: UDP ping round trips (µs), per server, medians over rounds.
+#[derive(Debug, Clone, Default)]
+pub struct PingCell {
+    pub p50: f64,
+    pub p99: f64,
+    /// Mean of the round trips between p5 and p95.
+    pub mean: f64,
+    pub sent: u64,
+    pub received: u64,
+}
+
+pub fn udp(plan: &Plan, log: &mut dyn FnMut(&str)) -> HashMap<Server, Cell<PingCell>> {
+    let servers = [BACKENDS[0], BACKENDS[1], BACKENDS[2], Server::BlockingUdp];
+    let mut results = HashMap::new();
+    let mut procs = Vec::new();
+    for server in servers {
+        match server.start("udp-ping", false, 0) {
+            Ok(p) => procs.push((server, p)),
+            Err(e) => {
+                results.insert(server, Err(format!("failed to start: {}", first_line(&e))));
+            }
+        }
+    }
+    let mut runs: HashMap<Server, Vec<procs::Ping>> = HashMap::new();
+    for (server, proc) in &procs {
+        // warm-up
+        if let Err(e) = procs::ping(proc.addr("udp-ping"), plan.pings / 5, 64) {
+            log(&format!("  {} warm-up: {e}", server.name()));
+        }
+    }
+    for _ in 0..plan.rounds {
+        for (server, proc) in &procs {
+            match procs::ping(proc.addr("udp-ping"), plan.pings, 64) {
+                Ok(ping) => runs.entry(*server).or_default().push(ping),
+                Err(e) => {
+                    log(&format!("  {}: {e}", server.name()));
+                    results.insert(*server, Err(format!("failed: {}", first_line(&e))));
+                }
+            }
+        }
+    }
+    for (server, proc) in procs {
+        proc.stop(Duration::from_secs(5));
+        if let Some(r) = runs.get(&server).filter(|r| !r.is_empty()) {
+            results.insert(
+                server,
+                Ok(PingCell {
+                    p50: median(r.iter().map(|p| percentile(&p.rtts_us, 0.5))),
+                    p99: median(r.iter().map(|p| percentile(&p.rtts_us, 0.99))),
+                    mean: median(r.iter().map(|p| trimmed_mean(&p.rtts_us, 0.05, 0.95))),
+                    sent: r.iter().map(|p| p.sent).sum(),
+                    received: r.iter().map(|p| p.received).sum(),
+                }),
+            );
+        }
+    }
+    results
+}
+
+/// Workload 3: one active connection's round trip beside idle ones.
+#[derive(Debug, Default)]
+pub struct IdleResults {
+    /// (server, idle connections) -> medians of the active connection's runs.
+    pub cells: HashMap<(Server, u64), Cell<EchoCell>>,
+    /// server -> (idle connections it was measured at, server RSS growth per idle connection, bytes), per round.
+    pub rss_per_conn: HashMap<Server, Vec<(u64, f64)>>,
+}
+
+/// Open descriptors of `pid`.
+fn open_fds(pid: i32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// Opens idle connections until `conns` holds `target`, then waits until the
+/// server holds `base_fds + target` descriptors (it has accepted them all).
+fn open_idle(
+    proc: &Proc,
+    addr: SocketAddr,
+    conns: &mut Vec<TcpStream>,
+    target: u64,
+    base_fds: usize,
+) -> Result<(), String> {
+    while (conns.len() as u64) < target {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .map_err(|e| format!("idle connection {}: {e}", conns.len() + 1))?;
+        conns.push(stream);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let fds = open_fds(proc.pid()).unwrap_or(0);
+        if fds >= base_fds + target as usize {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "server holds {fds} descriptors, expected {} after {target} idle connections",
+                base_fds + target as usize
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn idle(plan: &Plan, log: &mut dyn FnMut(&str)) -> IdleResults {
+    let mut results = IdleResults::default();
+    let mut runs: HashMap<(Server, u64), Vec<Load>> = HashMap::new();
+    let mut msgs_of: HashMap<(Server, u64), u64> = HashMap::new();
+    let mut errors: HashMap<(Server, u64), String> = HashMap::new();
+    for round in 0..plan.rounds {
+        for server in IDLE_SERVERS {
+            let started = Instant::now();
+            let proc = match server.start("tcp-echo", false, 0) {
+                Ok(p) => p,
+                Err(e) => {
+                    for &n in &plan.idle {
+                        errors.insert((server, n), format!("failed to start: {}", first_line(&e)));
+                    }
+                    continue;
+                }
+            };
+            let addr = proc.addr("tcp-echo");
+            let mut conns: Vec<TcpStream> = Vec::new();
+            let mut base: Option<(usize, u64)> = None; // (fds, RSS KiB) at 0 idle, after its run
+            for &n in &plan.idle {
+                if let Some(limit) = server.max_conns()
+                    && n > limit
+                {
+                    let why = format!("n/a: {} holds at most ~{limit} connections", server.name());
+                    errors.insert((server, n), why);
+                    continue;
+                }
+                if let Some((fds, _)) = base
+                    && let Err(e) = open_idle(&proc, addr, &mut conns, n, fds)
+                {
+                    log(&format!("  {} with {n} idle: {e}", server.name()));
+                    errors.insert((server, n), format!("failed: {}", first_line(&e)));
+                    break;
+                }
+                let sized = match msgs_of.get(&(server, n)) {
+                    Some(&m) => Ok(m),
+                    None => size_run(addr, 1, plan.idle_run_secs).map(|(m, _)| m),
+                };
+                let result = sized.and_then(|m| {
+                    msgs_of.insert((server, n), m);
+                    measured(addr, 1, m)
+                });
+                match result {
+                    Ok(load) => runs.entry((server, n)).or_default().push(load),
+                    Err(e) => {
+                        log(&format!("  {} with {n} idle: {e}", server.name()));
+                        errors.insert((server, n), format!("failed: {}", first_line(&e)));
+                    }
+                }
+                if base.is_none() {
+                    // Let the load connection's close reach the server before counting.
+                    thread::sleep(Duration::from_millis(50));
+                    base = Some((open_fds(proc.pid()).unwrap_or(0), proc.rss_kib().unwrap_or(0)));
+                } else if n > 0
+                    && n == conns.len() as u64
+                    && let (Some((_, before)), Some(now)) = (base, proc.rss_kib())
+                {
+                    let per_conn = (now as f64 - before as f64) * 1024.0 / n as f64;
+                    results.rss_per_conn.entry(server).or_default().push((n, per_conn));
+                }
+            }
+            drop(conns);
+            proc.stop(Duration::from_secs(5));
+            log(&format!(
+                "  round {} {}: {:.1} s",
+                round + 1,
+                server.name(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    for server in IDLE_SERVERS {
+        for &n in &plan.idle {
+            let cell = match runs.get(&(server, n)).filter(|r| !r.is_empty()) {
+                Some(r) => Ok(EchoCell::from_runs(r, msgs_of[&(server, n)])),
+                None => Err(errors.get(&(server, n)).cloned().unwrap_or_else(|| "failed".into())),
+            };
+            results.cells.insert((server, n), cell);
+        }
+    }
+    results
+}
+
+/// Workload 4: one request for the whole array.
+#[derive(Debug, Clone, Default)]
+pub struct ArrayRun {
+    /// Response bytes (header included).
+    pub bytes: u64,
+    /// From the request's send to the response's last byte.
+    pub secs: f64,
+    /// Server RSS, KiB: after start, the peak while sending, after.
+    pub rss_before: u64,
+    pub rss_peak: u64,
+    pub rss_after: u64,
+}
+
+impl ArrayRun {
+    pub fn gb_per_sec(&self) -> f64 {
+        self.bytes as f64 / self.secs / 1e9
+    }
+}
+
+/// Medians over rounds.
+#[derive(Debug, Clone, Default)]
+pub struct ArrayCell {
+    pub gb_per_sec: f64,
+    pub secs: f64,
+    pub bytes: u64,
+    pub rss_before_mib: f64,
+    pub rss_peak_mib: f64,
+    pub rss_after_mib: f64,
+    /// Peak minus before, MiB: the largest growth seen in any round.
+    pub growth_mib: f64,
+}
+
+/// Asks `addr` for values 0..len and reads the reply, checking its length and sampled values,
+/// while sampling `pid`'s RSS.
+fn fetch_array(pid: i32, addr: SocketAddr, len: usize) -> Result<ArrayRun, String> {
+    let rss_before = procs::rss_kib(pid).ok_or("no VmRSS")?;
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let mut peak = 0;
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(procs::rss_kib(pid).unwrap_or(0));
+                thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        })
+    };
+    let request = format!("0:{len}");
+    let mut frame = (request.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(request.as_bytes());
+    let started = Instant::now();
+    let result = (|| -> Result<u64, String> {
+        stream.write_all(&frame).map_err(|e| format!("send request: {e}"))?;
+        let mut head = [0u8; 5];
+        stream.read_exact(&mut head).map_err(|e| format!("read header: {e}"))?;
+        let body = u32::from_be_bytes(head[..4].try_into().unwrap()) as u64 - 1;
+        if head[4] != 0 || body != len as u64 * 8 {
+            return Err(format!(
+                "reply status {} with {body} bytes, expected 0 with {}",
+                head[4],
+                len * 8
+            ));
+        }
+        let mut buf = vec![0u8; 4 << 20];
+        let mut got: u64 = 0;
+        while got < body {
+            let want = buf.len().min((body - got) as usize);
+            let n = stream
+                .read(&mut buf[..want])
+                .map_err(|e| format!("read after {got} bytes: {e}"))?;
+            if n == 0 {
+                return Err(format!("EOF after {got} of {body} bytes"));
+            }
+            // Spot-check the value that starts this read, if one does.
+            let skew = (8 - got % 8) % 8;
+            if (skew as usize) + 8 <= n {
+                let index = (got + skew) / 8;
+                let at = skew as usize;
+                let value = f64::from_le_bytes(buf[at..at + 8].try_into().unwrap());
+                if value != index as f64 {
+                    return Err(format!("value {index} is {value}"));
+                }
+            }
+            got += n as u64;
+        }
+        Ok(5 + body)
+    })();
+    let secs = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let rss_peak = sampler.join().unwrap_or(0);
+    let bytes = result?;
+    drop(stream);
+    thread::sleep(Duration::from_millis(50));
+    let rss_after = procs::rss_kib(pid).unwrap_or(0);
+    Ok(ArrayRun { bytes, secs, rss_before, rss_peak: rss_peak.max(rss_before), rss_after })
+}
+
+pub fn array(plan: &Plan, log: &mut dyn FnMut(&str)) -> HashMap<Server, Cell<ArrayCell>> {
+    let servers = [BACKENDS[0], BACKENDS[1], BACKENDS[2], Server::BlockingArray];
+    let mut runs: HashMap<Server, Vec<ArrayRun>> = HashMap::new();
+    let mut errors: HashMap<Server, String> = HashMap::new();
+    for round in 0..plan.rounds {
+        for server in servers {
+            let result = server.start("tcp-array", false, plan.array_len).and_then(|proc| {
+                // The first request to a fresh server is the measured one.
+                let run = fetch_array(proc.pid(), proc.addr("tcp-array"), plan.array_len);
+                proc.stop(Duration::from_secs(10));
+                run
+            });
+            match result {
+                Ok(run) => {
+                    log(&format!(
+                        "  round {} {}: {:.2} GB/s, RSS {} -> peak {} -> {} MiB",
+                        round + 1,
+                        server.name(),
+                        run.gb_per_sec(),
+                        run.rss_before / 1024,
+                        run.rss_peak / 1024,
+                        run.rss_after / 1024
+                    ));
+                    runs.entry(server).or_default().push(run);
+                }
+                Err(e) => {
+                    log(&format!("  {}: {e}", server.name()));
+                    errors.insert(server, format!("failed: {}", first_line(&e)));
+                }
+            }
+        }
+    }
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    servers
+        .into_iter()
+        .map(|server| {
+            let cell = match runs.get(&server).filter(|r| !r.is_empty()) {
+                Some(r) => Ok(ArrayCell {
+                    gb_per_sec: median(r.iter().map(ArrayRun::gb_per_sec)),
+                    secs: median(r.iter().map(|x| x.secs)),
+                    bytes: r[0].bytes,
+                    rss_before_mib: median(r.iter().map(|x| mib(x.rss_before))),
+                    rss_peak_mib: median(r.iter().map(|x| mib(x.rss_peak))),
+                    rss_after_mib: median(r.iter().map(|x| mib(x.rss_after))),
+                    growth_mib: r
+                        .iter()
+                        .map(|x| mib(x.rss_peak) - mib(x.rss_before))
+                        .fold(f64::MIN, f64::max),
+                }),
+                None => Err(errors.get(&server).cloned().unwrap_or_else(|| "failed".into())),
+            };
+            (server, cell)
+        })
+        .collect()
+}
+
+/// Syscalls per echoed message at 100 connections.
+#[derive(Debug, Clone, Default)]
+pub struct SyscallCell {
+    /// Where the counts come from.
+    pub source: &'static str,
+    /// Messages echoed in the counted window.
+    pub messages: u64,
+    /// Calls counted, by name ("wait", "recv", "send", or strace's syscall names).
+    pub calls: Vec<(String, u64)>,
+    /// All calls counted.
+    pub total: u64,
+    /// Ready events per wait (`--stats` only).
+    pub events_per_wait: Option<f64>,
+}
+
+impl SyscallCell {
+    pub fn per_message(&self) -> f64 {
+        self.total as f64 / self.messages.max(1) as f64
+    }
+}
+
+/// From `--stats`: a fresh server, one load run of `msgs` at `conns`, SIGTERM,
+/// the totals it prints at exit. Messages = bytes-in / 64.
+pub fn syscalls_from_stats(server: Server, conns: u64, msgs: u64) -> Result<SyscallCell, String> {
+    let proc = server.start("tcp-echo", true, 0)?;
+    let load = measured(proc.addr("tcp-echo"), conns, msgs);
+    let stderr = proc.stop(Duration::from_secs(10));
+    load?;
+    let stats: Stats = procs::last_stats(&stderr)
+        .ok_or_else(|| format!("no stats line at exit:\n{}", procs::tail(&stderr, 1000)))?;
+    let (waits, recvs, sends) = (stats.get("waits"), stats.get("recvs"), stats.get("sends"));
+    Ok(SyscallCell {
+        source: "--stats",
+        messages: stats.get("bytes-in") / 64,
+        calls: vec![("wait".into(), waits), ("recv".into(), recvs), ("send".into(), sends)],
+        total: waits + recvs + sends,
+        events_per_wait: Some(stats.get("ready") as f64 / waits.max(1) as f64),
+    })
+}
+
+/// From `strace -c -f` attached to a fresh server for one load run of `msgs`
+/// at `conns` (after a warm-up run it does not count).
+pub fn syscalls_from_strace(server: Server, conns: u64, msgs: u64) -> Result<SyscallCell, String> {
+    let proc = server.start("tcp-echo", false, 0)?;
+    let addr = proc.addr("tcp-echo");
+    let out = std::env::temp_dir().join(format!("pollmux-bench-strace-{}.txt", std::process::id()));
+    let trace = StraceRun::attach(proc.pid(), &out)?;
+    let load = procs::load(addr, conns, msgs, WARMUP_PER_CONN);
+    let counted: Result<Strace, String> = trace.finish();
+    proc.stop(Duration::from_secs(5));
+    let load = load?;
+    let strace = counted?;
+    let mut calls = strace.calls;
+    calls.sort_by_key(|c| std::cmp::Reverse(c.1));
+    Ok(SyscallCell {
+        source: "strace -c -f",
+        messages: load.msgs + WARMUP_PER_CONN * conns,
+        calls,
+        total: strace.total,
+        events_per_wait: None,
+    })
+}

@@ -1,0 +1,59 @@
+//! The clients, usable against any server: `pollmux ping` (UDP round trips) and `pollmux load` (closed-loop TCP load).
+
+pub mod load;
+pub mod ping;
+
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// Resolves `HOST:PORT` (`127.0.0.1:1234`, `[::1]:20000`, `localhost:1236`) to its first address.
+pub fn resolve(target: &str) -> io::Result<SocketAddr> {
+    let mut addrs = target.to_socket_addrs().map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot resolve {target:?} (expected HOST:PORT): {e}"))
+    })?;
+    addrs.next().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, format!("{target:?} has no address"))
+    })
+}
+
+/// connect(2) within `timeout`, then TCP_NODELAY (a message leaves at once,
+/// not when Nagle's algorithm sees its predecessor acknowledged) and
+/// O_NONBLOCK (the socket is then driven by a wait loop).
+pub fn connect_nonblocking(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_nodelay(true)?;
+    stream.set_nonblocking(true)?;
+    Ok(stream)
+}
+
+/// Microseconds with one decimal, from nanoseconds: `23456` -> `23.5`.
+pub fn format_us(nanos: u64) -> String {
+    format!("{:.1}", nanos as f64 / 1e3)
+}
+
+/// Milliseconds with three decimals, like ping(8): `123456` ns -> `0.123`.
+pub fn format_ms(nanos: f64) -> String {
+    format!("{:.3}", nanos / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_literals_and_names() {
+        assert_eq!(resolve("127.0.0.1:1234").unwrap(), "127.0.0.1:1234".parse().unwrap());
+        assert_eq!(resolve("[::1]:20000").unwrap(), "[::1]:20000".parse().unwrap());
+        assert_eq!(resolve("localhost:7").unwrap().port(), 7);
+        assert!(resolve("127.0.0.1").is_err(), "no port");
+    }
+
+    #[test]
+    fn formats_durations() {
+        assert_eq!(format_us(23_456), "23.5");
+        assert_eq!(format_us(0), "0.0");
+        assert_eq!(format_ms(123_456.0), "0.123");
+        assert_eq!(format_ms(2_000_000.0), "2.000");
+    }
+}
