@@ -1,8 +1,9 @@
 # pollmux: `make run` serves all six services on their default ports; `make test` proves the contract.
 CARGO ?= cargo
 ARGS ?=
+BACKEND ?= poll
 
-.PHONY: build run test lint fmt
+.PHONY: build run test lint fmt strace
 
 build:
 	$(CARGO) build --release
@@ -20,3 +21,24 @@ lint:
 
 fmt:
 	$(CARGO) fmt
+
+# One exchange per service under strace; trace in target/strace/pollmux-$(BACKEND).trace,
+# explained line by line in ffi-notes/README.md. BACKEND=poll|select|epoll.
+strace: build
+	python3 scripts/strace.py --backend $(BACKEND)
+
+# Every server under every workload (about 10 minutes on 2 cores): prints the tables and rewrites
+# BENCHMARKS.md and benches/plots/*.svg. strace (for the tokio peer's syscall count) is installed if missing.
+.PHONY: bench
+bench:
+	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace) \
+		|| echo "strace could not be installed: the strace syscall counts will say so"
+	$(CARGO) bench --bench bench
+
+# 1,000 connections over every TCP service with random sizes and splits, plus UDP, every byte
+# checked: SOAK_SECS seconds per backend (poll, select, epoll), in release mode. `make test`
+# runs the same test for 5 s per backend.
+SOAK_SECS ?= 60
+.PHONY: soak
+soak:
+	SOAK_SECS=$(SOAK_SECS) $(CARGO) test --release --test soak -- --nocapture

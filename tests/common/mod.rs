@@ -12,9 +12,9 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Every backend; each integration test runs against each of them.
 pub const BACKENDS: &[&str] = &["poll", "select", "epoll"];
@@ -22,6 +22,9 @@ pub const BACKENDS: &[&str] = &["poll", "select", "epoll"];
 /// Every service, by the name used in its flag and its `listening` line.
 pub const SERVICES: &[&str] =
     &["tcp-echo", "tcp-upper", "tcp-frame", "tcp-array", "udp-upper", "udp-ping"];
+
+/// The `--array-len` of servers whose test does not set one.
+pub const DEFAULT_ARRAY_LEN: usize = 1000;
 
 /// How long the server may take to print its `listening` lines or to exit.
 pub const PROCESS_DEADLINE: Duration = Duration::from_secs(30);
@@ -61,9 +64,12 @@ pub struct Server {
     pid: libc::pid_t,
     addrs: HashMap<String, SocketAddr>,
     stdout: mpsc::Receiver<String>,
-    stderr: Arc<Mutex<String>>,
+    stderr: Arc<StderrLog>,
     stderr_thread: Option<JoinHandle<()>>,
 }
+
+/// A child's stderr as it arrives, and a signal each time it grows.
+type StderrLog = (Mutex<String>, Condvar);
 
 /// What a server left behind once it exited.
 pub struct Finished {
@@ -74,10 +80,20 @@ pub struct Finished {
 }
 
 impl Server {
-    /// Starts `pollmux serve --backend BACKEND` with every port flag set to 0,
-    /// then `extra_args` (which may override any of them, e.g. `--tcp-echo off`),
+    /// Starts `pollmux serve --backend BACKEND` with every port flag set to 0 and
+    /// `--array-len DEFAULT_ARRAY_LEN`, then `extra_args` (which may override any of them, e.g. `--tcp-echo off`),
     /// and waits until every enabled service printed its `listening` line.
     pub fn start(backend: &str, extra_args: &[&str]) -> Server {
+        Server::start_with(backend, extra_args, |_| {})
+    }
+
+    /// `start`, letting `configure` adjust the command before it is spawned
+    /// (e.g. a `pre_exec` that lowers a resource limit).
+    pub fn start_with(
+        backend: &str,
+        extra_args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
         let mut args: Vec<String> = vec!["serve".into(), "--backend".into(), backend.into()];
         for service in SERVICES {
             let flag = format!("--{service}");
@@ -88,6 +104,11 @@ impl Server {
                 args.push("0".into());
             }
         }
+        // A small array unless a test asks otherwise: the default is large, and
+        // building it would dominate every test's run time.
+        if !extra_args.iter().any(|a| a.starts_with("--array-len")) {
+            args.extend(["--array-len".into(), DEFAULT_ARRAY_LEN.to_string()]);
+        }
         args.extend(extra_args.iter().map(|a| a.to_string()));
         let enabled: Vec<&str> = SERVICES
             .iter()
@@ -95,7 +116,9 @@ impl Server {
             .filter(|s| flag_value(&args, s).as_deref() != Some("off"))
             .collect();
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pollmux"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pollmux"));
+        configure(&mut command);
+        let mut child = command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -148,6 +171,17 @@ impl Server {
         server
     }
 
+    /// Starts a comparison server, `pollmux serve --model MODEL` (sequential,
+    /// threads, pool): tcp-echo alone, on a free port, every other service off.
+    pub fn start_model(model: &str) -> Server {
+        let mut args = vec!["--model".to_string(), model.to_string()];
+        for service in SERVICES.iter().filter(|s| **s != "tcp-echo") {
+            args.extend([format!("--{service}"), "off".to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Server::start("poll", &args)
+    }
+
     /// The address a service announced.
     pub fn addr(&self, service: &str) -> SocketAddr {
         *self
@@ -163,7 +197,31 @@ impl Server {
 
     /// What the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.stderr.0.lock().unwrap().clone()
+    }
+
+    /// Waits (at most `PROCESS_DEADLINE`) until stderr contains `needle`, and returns it all.
+    pub fn wait_for_stderr(&self, needle: &str) -> String {
+        self.wait_for_stderr_until(needle, |text| text.contains(needle))
+    }
+
+    /// Waits (at most `PROCESS_DEADLINE`) until `done` holds for all of stderr so
+    /// far, and returns it all; `what` names the wait in the failure message.
+    pub fn wait_for_stderr_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let (text, grew) = &*self.stderr;
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        let mut text = text.lock().unwrap();
+        while !done(&text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "stderr: no {what:?} after {PROCESS_DEADLINE:?}:\n{}", *text);
+            text = grew.wait_timeout(text, left).unwrap().0;
+        }
+        text.clone()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
     }
 
     /// Sends `signal` without waiting.
@@ -244,9 +302,7 @@ pub fn parse_listening_line(line: &str) -> Option<(String, SocketAddr)> {
 }
 
 /// Stdout lines over a channel; stderr gathered as it arrives.
-fn collect_output(
-    child: &mut Child,
-) -> (mpsc::Receiver<String>, Arc<Mutex<String>>, JoinHandle<()>) {
+fn collect_output(child: &mut Child) -> (mpsc::Receiver<String>, Arc<StderrLog>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     thread::spawn(move || {
@@ -257,7 +313,7 @@ fn collect_output(
             }
         }
     });
-    let text = Arc::new(Mutex::new(String::new()));
+    let text = Arc::new((Mutex::new(String::new()), Condvar::new()));
     let mut stderr = child.stderr.take().unwrap();
     let sink = Arc::clone(&text);
     let stderr_thread = thread::spawn(move || {
@@ -265,7 +321,10 @@ fn collect_output(
         loop {
             match stderr.read(&mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n])),
+                Ok(n) => {
+                    sink.0.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                    sink.1.notify_all();
+                }
             }
         }
     });

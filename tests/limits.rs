@@ -1,0 +1,488 @@
+//! The limits a hostile or careless client runs into: `--max-conns`,
+//! `--max-pending` (backpressure, with the server's memory measured),
+//! `--max-frame` on both framed services, and `--idle-timeout`.
+
+mod common;
+
+use common::*;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+common::backend_tests!(
+    connections_past_max_conns_are_closed_at_once_while_the_others_are_served,
+    refused_connections_are_counted_and_warned_at_most_once_a_second,
+    client_that_sends_without_reading_costs_bounded_memory_and_stalls_no_one,
+    paused_client_gets_every_byte_in_order_once_it_reads,
+    slow_reader_with_a_small_window_costs_bounded_memory,
+    frame_header_over_max_frame_closes_before_any_body_arrives,
+    array_request_header_over_max_frame_closes_before_any_body_arrives,
+    body_sent_after_an_oversized_header_is_thrown_away_not_buffered,
+    silent_connections_are_closed_after_idle_timeout_while_an_active_one_is_kept,
+);
+
+const MIB: usize = 1 << 20;
+
+// ------------------------------------------------------------------ helpers
+
+/// A /proc/PID/status field in bytes (`VmRSS`, `VmHWM`).
+fn proc_status_bytes(pid: libc::pid_t, field: &str) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("/proc/{pid}/status has no {field}:\n{status}"));
+    let kib: usize = line.trim().trim_end_matches("kB").trim().parse().unwrap();
+    kib * 1024
+}
+
+/// The server's resident memory at its peak so far (VmHWM): whatever it held
+/// between two looks counts too.
+fn peak_rss(srv: &Server) -> usize {
+    proc_status_bytes(srv.pid(), "VmHWM")
+}
+
+/// The counters of the last `stats:` line (printed at exit with `--stats`).
+fn last_stats(stderr: &str) -> Vec<(String, u64)> {
+    let line = stderr
+        .lines()
+        .filter_map(|l| l.split_once("stats: ").map(|(_, s)| s))
+        .next_back()
+        .unwrap_or_else(|| panic!("no stats line in stderr:\n{stderr}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words.chunks(2).map(|kv| (kv[0].to_string(), kv[1].parse().unwrap())).collect()
+}
+
+fn stat(stderr: &str, name: &str) -> u64 {
+    let stats = last_stats(stderr);
+    stats
+        .iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("no {name} in stats {stats:?}"))
+        .1
+}
+
+/// One echo round trip.
+fn echo_roundtrip(stream: &mut TcpStream, message: &[u8]) {
+    write_or_fail(stream, message);
+    expect_bytes(stream, message);
+}
+
+/// Half-closes `stream`, expects nothing more but the server's EOF, and drops it.
+fn close_cleanly(mut stream: TcpStream) {
+    stream.shutdown(Shutdown::Write).unwrap();
+    assert_bytes_eq(&read_to_eof(&mut stream), b"");
+}
+
+/// Stream byte `i` of a sequence in which every position is distinct enough
+/// that a lost, repeated or reordered block shows.
+fn pattern_into(offset: usize, out: &mut [u8]) {
+    for (i, b) in out.iter_mut().enumerate() {
+        let at = (offset + i) as u64;
+        *b = ((at / 8).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (8 * (at % 8))) as u8;
+    }
+}
+
+// ---------------------------------------------------------------- --max-conns
+
+const REFUSED: usize = 30;
+
+/// Fills `--max-conns 3`, then connects `REFUSED` more, returning the three
+/// served clients and how long the refusals took.
+fn fill_and_overflow(srv: &Server) -> (Vec<TcpStream>, Duration) {
+    let mut served: Vec<TcpStream> = ["tcp-echo", "tcp-echo", "tcp-frame"]
+        .iter()
+        .map(|service| connect(srv.addr(service)))
+        .collect();
+    echo_roundtrip(&mut served[0], b"first");
+    echo_roundtrip(&mut served[1], b"second");
+    write_or_fail(&mut served[2], &frame(b"third"));
+    expect_frame(&mut served[2], b"THIRD");
+    let started = Instant::now();
+    for i in 0..REFUSED {
+        let service = ["tcp-echo", "tcp-upper", "tcp-frame", "tcp-array"][i % 4];
+        let mut extra = connect(srv.addr(service));
+        // Closed by the server without a byte: EOF, however long the client waits.
+        let (got, how) = read_until_closed(&mut extra);
+        assert!(got.is_empty(), "refused {service} connection {i} got {:?}", Shown(&got));
+        assert_eq!(how, Closed::Eof, "refused {service} connection {i}");
+    }
+    (served, started.elapsed())
+}
+
+fn connections_past_max_conns_are_closed_at_once_while_the_others_are_served(backend: &str) {
+    let srv = Server::start(backend, &["--max-conns", "3", "--array-len", "10"]);
+    let (mut served, _) = fill_and_overflow(&srv);
+    // The three admitted ones are still served, in full.
+    echo_roundtrip(&mut served[0], &[b'a'; 100_000]);
+    echo_roundtrip(&mut served[1], b"still here");
+    write_or_fail(&mut served[2], &frame(b"still here"));
+    expect_frame(&mut served[2], b"STILL HERE");
+    // UDP is not a connection: it is answered whatever the count.
+    assert_bytes_eq(&udp_roundtrip(srv.addr("udp-ping"), b"PING x"), b"PONG x");
+    // One closes: the next newcomer is admitted and served.
+    close_cleanly(served.remove(0));
+    let mut newcomer = connect(srv.addr("tcp-array"));
+    assert_values(ask_array(&mut newcomer, "1:3"), 1, 3, "1:3");
+    // ... and the one after it is refused again.
+    let mut extra = connect(srv.addr("tcp-echo"));
+    let (got, _) = read_until_closed(&mut extra);
+    assert!(got.is_empty(), "a fourth connection got {:?}", Shown(&got));
+    echo_roundtrip(&mut served[0], b"and still");
+}
+
+fn refused_connections_are_counted_and_warned_at_most_once_a_second(backend: &str) {
+    let srv = Server::start(backend, &["--max-conns", "3", "--array-len", "10", "--stats"]);
+    let (served, took) = fill_and_overflow(&srv);
+    let stderr = srv.stderr();
+    let warnings = stderr.lines().filter(|l| l.contains("--max-conns 3 reached")).count();
+    // Each refusal was made before its client saw EOF, so all fall within `took`.
+    let allowed = 1 + took.as_secs() as usize;
+    assert!(
+        (1..=allowed).contains(&warnings),
+        "{warnings} warnings for {REFUSED} refusals in {took:?} (at most {allowed})\nstderr:\n{stderr}"
+    );
+    for stream in served {
+        close_cleanly(stream);
+    }
+    srv.signal(libc::SIGTERM);
+    let done = srv.wait();
+    assert!(done.status.success(), "{}\nstderr:\n{}", done.status, done.stderr);
+    assert_eq!(stat(&done.stderr, "refused"), REFUSED as u64, "stderr:\n{}", done.stderr);
+    assert_eq!(stat(&done.stderr, "accepted"), 3, "stderr:\n{}", done.stderr);
+}
+
+// ------------------------------------------------------- --max-pending (backpressure)
+
+const MAX_PENDING: usize = MIB;
+/// What the non-reading client tries to push through tcp-echo.
+const FLOOD: usize = 64 * MIB;
+/// A write blocked this long means the server stopped reading: the push is over.
+const STALLED: Duration = Duration::from_secs(2);
+/// Generous: what the server may hold resident while one client floods it.
+const RSS_BOUND: usize = MAX_PENDING + 32 * MIB;
+
+enum Push {
+    /// At least this much was taken by the kernel so far.
+    Progress(usize),
+    /// The push ended: everything was taken, or a write stalled.
+    Done,
+}
+
+/// Writes the pattern from byte `from` up to byte `to`; a write that blocks
+/// as long as the socket's write timeout ends the push early. Returns how far it got.
+fn push(stream: &mut TcpStream, from: usize, to: usize, progress: &mpsc::Sender<Push>) -> usize {
+    let mut sent = from;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut reported = sent;
+    while sent < to {
+        let len = chunk.len().min(to - sent);
+        pattern_into(sent, &mut chunk[..len]);
+        match stream.write(&chunk[..len]) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("flooding tcp-echo: {e} after {sent} bytes"),
+        }
+        if sent - reported >= MIB {
+            reported = sent;
+            let _ = progress.send(Push::Progress(sent));
+        }
+    }
+    let _ = progress.send(Push::Done);
+    sent
+}
+
+/// Starts a server with `--max-pending 1 MiB`, floods a tcp-echo connection
+/// without reading until the server stops taking input, and checks on the way
+/// that other clients are served and the server's memory stays bounded.
+/// Returns the server, the flooding stream and how much it pushed.
+fn flood_without_reading(backend: &str) -> (Server, TcpStream, usize) {
+    let pending = MAX_PENDING.to_string();
+    let srv = Server::start(backend, &["--max-pending", &pending, "--array-len", "10"]);
+    let flooder = connect(srv.addr("tcp-echo"));
+    let mut writer = flooder.try_clone().unwrap();
+    writer.set_write_timeout(Some(STALLED)).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let pusher = thread::spawn(move || {
+        let sent = push(&mut writer, 0, FLOOD, &tx);
+        (writer, sent)
+    });
+    // Once the flood is well past what the server may buffer (or already
+    // stopped), everyone else must still be served, promptly and fully.
+    let mut max_rss = peak_rss(&srv);
+    for report in &rx {
+        max_rss = max_rss.max(peak_rss(&srv));
+        match report {
+            Push::Progress(sent) if sent < 4 * MAX_PENDING => {}
+            Push::Progress(_) | Push::Done => break,
+        }
+    }
+    let mut other = connect(srv.addr("tcp-echo"));
+    echo_roundtrip(&mut other, &[b'o'; 200_000]);
+    let upper = exchange(srv.addr("tcp-upper"), "straße ".repeat(1000).into_bytes());
+    assert_bytes_eq(&upper, "STRASSE ".repeat(1000).as_bytes());
+    assert_bytes_eq(&exchange(srv.addr("tcp-frame"), frame(b"x")), &frame(b"X"));
+    assert_bytes_eq(&udp_roundtrip(srv.addr("udp-upper"), b"u"), b"U");
+    for report in &rx {
+        max_rss = max_rss.max(peak_rss(&srv));
+        if let Push::Done = report {
+            break;
+        }
+    }
+    let (writer, sent) = pusher.join().unwrap();
+    writer.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    // The push is over: whatever the server took, it holds now.
+    max_rss = max_rss.max(peak_rss(&srv));
+    assert!(
+        max_rss < RSS_BOUND,
+        "server peak RSS reached {} MiB while a client pushed {} MiB without reading \
+         (--max-pending {MAX_PENDING}; bound {} MiB)",
+        max_rss / MIB,
+        sent / MIB,
+        RSS_BOUND / MIB
+    );
+    echo_roundtrip(&mut other, b"after the push");
+    (srv, flooder, sent)
+}
+
+fn client_that_sends_without_reading_costs_bounded_memory_and_stalls_no_one(backend: &str) {
+    let (srv, flooder, sent) = flood_without_reading(backend);
+    eprintln!(
+        "{backend}: the non-reading client pushed {} MiB; server peak RSS {} KiB",
+        sent / MIB,
+        peak_rss(&srv) / 1024
+    );
+    drop(flooder);
+    // Gone with its echo unread: the server goes on.
+    assert_bytes_eq(&exchange(srv.addr("tcp-echo"), b"next".to_vec()), b"next");
+}
+
+fn paused_client_gets_every_byte_in_order_once_it_reads(backend: &str) {
+    let (srv, mut flooder, sent) = flood_without_reading(backend);
+    // Now it reads, while it sends the rest of its 64 MiB.
+    let mut writer = flooder.try_clone().unwrap();
+    let (tx, _rx) = mpsc::channel();
+    let pusher = thread::spawn(move || {
+        let total = push(&mut writer, sent, FLOOD, &tx);
+        assert_eq!(total, FLOOD, "the rest of the push stalled with the client reading");
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let (got, max_rss) = read_pattern_echo(&srv, &mut flooder, 256 * 1024, None);
+    pusher.join().unwrap();
+    eprintln!("{backend}: server RSS peaked at {} KiB while catching up", max_rss / 1024);
+    assert_eq!(got, FLOOD, "echo ended early: {got} of {FLOOD} bytes");
+    assert!(
+        max_rss < RSS_BOUND,
+        "server peak RSS reached {} MiB while echoing {} MiB to a client reading and writing at once \
+         (--max-pending {MAX_PENDING}; bound {} MiB)",
+        max_rss / MIB,
+        FLOOD / MIB,
+        RSS_BOUND / MIB
+    );
+}
+
+/// Reads the echo of the pattern to EOF, `read_size` bytes at a time, pausing
+/// `pace` after each read if given; checks every byte and samples the server's
+/// RSS every MiB. Returns the bytes read and the largest RSS seen.
+fn read_pattern_echo(
+    srv: &Server,
+    stream: &mut TcpStream,
+    read_size: usize,
+    pace: Option<Duration>,
+) -> (usize, usize) {
+    let mut got = 0usize;
+    let mut buf = vec![0u8; read_size];
+    let mut want = vec![0u8; read_size];
+    let mut max_rss = 0;
+    let mut next_sample = 0;
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => panic!("reading the echo: {e} after {got} bytes"),
+        };
+        pattern_into(got, &mut want[..n]);
+        if buf[..n] != want[..n] {
+            let at = buf[..n].iter().zip(&want[..n]).position(|(a, b)| a != b).unwrap();
+            panic!("echo differs at byte {}", got + at);
+        }
+        got += n;
+        if got >= next_sample {
+            max_rss = max_rss.max(peak_rss(srv));
+            next_sample = got + MIB;
+        }
+        if let Some(pace) = pace {
+            thread::sleep(pace);
+        }
+    }
+    (got, max_rss.max(peak_rss(srv)))
+}
+
+/// A client that shrinks its receive window and reads slowly but steadily
+/// (never silent, never stopped) while it writes as fast as the server reads.
+/// The server's unsent output stays between half and all of `--max-pending`
+/// and never empties; what it keeps for it must stay bounded all the same.
+fn slow_reader_with_a_small_window_costs_bounded_memory(backend: &str) {
+    const TOTAL: usize = 40 * MIB;
+    let pending = MAX_PENDING.to_string();
+    let srv = Server::start(backend, &["--max-pending", &pending, "--array-len", "10"]);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect_timeout(&srv.addr("tcp-echo").into(), IO_TIMEOUT).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let pusher = thread::spawn(move || {
+        let (tx, _rx) = mpsc::channel();
+        let sent = push(&mut writer, 0, TOTAL, &tx);
+        assert_eq!(sent, TOTAL, "a write stalled for {IO_TIMEOUT:?} with the client reading");
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    // The pause after each read is the client's slowness, the behaviour under test.
+    let pace = Some(Duration::from_micros(100));
+    let before = peak_rss(&srv);
+    let (got, max_rss) = read_pattern_echo(&srv, &mut stream, 4096, pace);
+    pusher.join().unwrap();
+    assert_eq!(got, TOTAL, "echo ended early: {got} of {TOTAL} bytes");
+    // Generous: 16 times --max-pending more than before; a server that keeps
+    // what it has sent grows by about the whole 40 MiB.
+    let bound = before + 16 * MAX_PENDING;
+    assert!(
+        max_rss < bound,
+        "server peak RSS grew from {} to {} MiB while echoing {} MiB to a slow reader with a \
+         4 KiB receive buffer (--max-pending {MAX_PENDING}; bound {} MiB)",
+        before / MIB,
+        max_rss / MIB,
+        TOTAL / MIB,
+        bound / MIB
+    );
+}
+
+// ---------------------------------------------------------------- --max-frame
+
+/// After `owed` (a complete request and its reply), a header announcing one
+/// byte more than `--max-frame`, and no body at all: the server must answer
+/// what it owes and close without waiting for the body.
+fn assert_header_alone_closes(service: &str, backend: &str) {
+    let srv = Server::start(backend, &["--max-frame", "1024", "--array-len", "100"]);
+    let mut s = connect(srv.addr(service));
+    let (request, reply) = match service {
+        "tcp-frame" => (frame(b"owed"), frame(b"OWED")),
+        _ => {
+            let mut reply = 17u32.to_be_bytes().to_vec();
+            reply.push(0);
+            reply.extend(array_slice(3, 2).iter().flat_map(|v| v.to_le_bytes()));
+            (array_request("3:2"), reply)
+        }
+    };
+    let mut wire = request;
+    wire.extend(frame_header(1025));
+    write_or_fail(&mut s, &wire);
+    expect_bytes(&mut s, &reply);
+    let (rest, how) = read_until_closed(&mut s);
+    assert!(rest.is_empty(), "{service} sent {:?} after an oversized header", Shown(&rest));
+    assert_eq!(how, Closed::Eof, "{service}: closed by reset, not FIN");
+    // Others on the same service are untouched, up to the limit itself.
+    let mut other = connect(srv.addr(service));
+    match service {
+        "tcp-frame" => {
+            let payload = vec![b'q'; 1024];
+            write_or_fail(&mut other, &frame(&payload));
+            expect_frame(&mut other, &vec![b'Q'; 1024]);
+        }
+        _ => assert_values(ask_array(&mut other, "0:100"), 0, 100, "0:100"),
+    }
+}
+
+fn frame_header_over_max_frame_closes_before_any_body_arrives(backend: &str) {
+    assert_header_alone_closes("tcp-frame", backend);
+}
+
+fn array_request_header_over_max_frame_closes_before_any_body_arrives(backend: &str) {
+    assert_header_alone_closes("tcp-array", backend);
+}
+
+fn body_sent_after_an_oversized_header_is_thrown_away_not_buffered(backend: &str) {
+    // A limit of 64 MiB and a header one byte over it, then 48 MiB of body:
+    // a server that kept the body would hold tens of MiB more.
+    let limit = 64 * MIB;
+    let srv = Server::start(backend, &["--max-frame", &limit.to_string(), "--array-len", "10"]);
+    let before = peak_rss(&srv);
+    for service in ["tcp-frame", "tcp-array"] {
+        let mut s = connect(srv.addr(service));
+        write_or_fail(&mut s, &frame_header(limit as u32 + 1));
+        let (rest, how) = read_until_closed(&mut s);
+        assert!(rest.is_empty() && how == Closed::Eof, "{service}: {how:?} after {rest:?}");
+        // The server still reads (so that closing sends no RST) and discards.
+        let junk = vec![b'j'; MIB];
+        for _ in 0..48 {
+            write_or_fail(&mut s, &junk);
+        }
+        s.shutdown(Shutdown::Write).unwrap();
+    }
+    // Whatever of the 96 MiB the kernel buffers do not hold, the server has read by now.
+    let after = peak_rss(&srv);
+    assert!(
+        after < before + 16 * MIB,
+        "server peak RSS grew from {} to {} MiB while 2 x 48 MiB of refused bodies arrived",
+        before / MIB,
+        after / MIB
+    );
+    assert_bytes_eq(&exchange(srv.addr("tcp-frame"), frame(b"ok")), &frame(b"OK"));
+}
+
+// ------------------------------------------------------------- --idle-timeout
+
+fn silent_connections_are_closed_after_idle_timeout_while_an_active_one_is_kept(backend: &str) {
+    let srv = Server::start(backend, &["--idle-timeout", "1", "--array-len", "10"]);
+    let mut active = connect(srv.addr("tcp-echo"));
+    echo_roundtrip(&mut active, b"hello");
+    // Before the silent ones' last activity, so their timeout ends after `opened + 1 s`.
+    let opened = Instant::now();
+    let silent = connect(srv.addr("tcp-echo"));
+    // A slow-loris: half a frame header, then nothing.
+    let mut half_frame = connect(srv.addr("tcp-frame"));
+    write_or_fail(&mut half_frame, &[0, 0]);
+    // Served once, then silent.
+    let mut served_once = connect(srv.addr("tcp-array"));
+    assert_values(ask_array(&mut served_once, "1:2"), 1, 2, "1:2");
+    let (tx, rx) = mpsc::channel();
+    for (name, mut stream) in
+        [("silent", silent), ("half frame", half_frame), ("served once", served_once)]
+    {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            // Blocks until the server closes it (IO_TIMEOUT is only a hang guard).
+            let closed = read_until_closed(&mut stream);
+            let _ = tx.send((name, closed, opened.elapsed()));
+        });
+    }
+    drop(tx);
+    // The active client keeps talking (every 100 ms) until all three are closed.
+    let mut closed = Vec::new();
+    let mut rounds = 0;
+    while closed.len() < 3 {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(report) => closed.push(report),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("a reader thread died"),
+        }
+        rounds += 1;
+        echo_roundtrip(&mut active, format!("round {rounds}").as_bytes());
+    }
+    for (name, (got, how), after) in &closed {
+        assert!(got.is_empty(), "{name}: got {:?} before the close", Shown(got));
+        assert_eq!(*how, Closed::Eof, "{name}: closed by reset");
+        // The timeout measured: not before a second of silence.
+        assert!(*after >= Duration::from_secs(1), "{name} closed after only {after:?}");
+    }
+    // Older than the timeout, but never silent that long: still served.
+    echo_roundtrip(&mut active, b"still open");
+    close_cleanly(active);
+}
