@@ -36,25 +36,6 @@ fn open_fds(pid: libc::pid_t) -> Vec<i32> {
         .collect()
 }
 
-/// The counters of the last `stats:` line (printed at exit with `--stats`).
-fn last_stats(stderr: &str) -> Vec<(String, u64)> {
-    let line = stderr
-        .lines()
-        .filter_map(|l| l.split_once("stats: ").map(|(_, s)| s))
-        .next_back()
-        .unwrap_or_else(|| panic!("no stats line in stderr:\n{stderr}"));
-    let words: Vec<&str> = line.split_whitespace().collect();
-    words.chunks(2).map(|kv| (kv[0].to_string(), kv[1].parse().unwrap())).collect()
-}
-
-fn stat(stderr: &str, name: &str) -> u64 {
-    let stats = last_stats(stderr);
-    stats
-        .iter()
-        .find(|(k, _)| k == name)
-        .unwrap_or_else(|| panic!("no {name} in stats {stats:?}"))
-        .1
-}
 
 fn stats_lines(stderr: &str) -> usize {
     stderr.lines().filter(|l| l.contains("stats: ")).count()
@@ -82,16 +63,6 @@ fn terminate_after_closing(srv: Server, clients: Vec<TcpStream>) -> Finished {
     done
 }
 
-/// Raises this process's soft descriptor limit to its hard limit.
-fn raise_own_nofile_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
-}
 
 // ------------------------------------------------------- descriptor exhaustion
 
@@ -208,7 +179,7 @@ fn served_or_refused(stream: &mut TcpStream, message: &[u8]) -> bool {
 }
 
 fn connections_past_fd_setsize_are_refused_by_select_only_and_the_rest_served(backend: &str) {
-    raise_own_nofile_limit();
+    pollmux::sys::limits::raise_nofile().expect("raise RLIMIT_NOFILE");
     let srv = Server::start(backend, &["--stats", "--array-len", "10"]);
     let below = open_fds(srv.pid()).iter().filter(|&&fd| (fd as usize) < FD_SETSIZE).count();
     let echo = srv.addr("tcp-echo");
@@ -236,7 +207,7 @@ fn connections_past_fd_setsize_are_refused_by_select_only_and_the_rest_served(ba
     kept.push(newcomer);
     assert_bytes_eq(&udp_roundtrip(srv.addr("udp-ping"), b"PING s"), b"PONG s");
     let done = terminate_after_closing(srv, kept);
-    assert_eq!(stat(&done.stderr, "refused"), (CROWD - expected) as u64);
+    assert_eq!(common::stat(&done.stderr, "refused"), (CROWD - expected) as u64);
 }
 
 // ------------------------------------------------------- resets and vanishing
@@ -406,7 +377,7 @@ fn udp_reply_too_large_for_a_datagram_is_dropped_and_counted(backend: &str) {
     srv.signal(libc::SIGTERM);
     let done = srv.wait();
     assert!(done.status.success(), "{}\nstderr:\n{}", done.status, done.stderr);
-    assert_eq!(stat(&done.stderr, "datagrams-dropped"), 1, "stderr:\n{}", done.stderr);
+    assert_eq!(common::stat(&done.stderr, "datagrams-dropped"), 1, "stderr:\n{}", done.stderr);
 }
 
 fn udp_client_that_never_reads_its_replies_stalls_no_one(backend: &str) {

@@ -45,25 +45,6 @@ fn peak_rss(srv: &Server) -> usize {
     proc_status_bytes(srv.pid(), "VmHWM")
 }
 
-/// The counters of the last `stats:` line (printed at exit with `--stats`).
-fn last_stats(stderr: &str) -> Vec<(String, u64)> {
-    let line = stderr
-        .lines()
-        .filter_map(|l| l.split_once("stats: ").map(|(_, s)| s))
-        .next_back()
-        .unwrap_or_else(|| panic!("no stats line in stderr:\n{stderr}"));
-    let words: Vec<&str> = line.split_whitespace().collect();
-    words.chunks(2).map(|kv| (kv[0].to_string(), kv[1].parse().unwrap())).collect()
-}
-
-fn stat(stderr: &str, name: &str) -> u64 {
-    let stats = last_stats(stderr);
-    stats
-        .iter()
-        .find(|(k, _)| k == name)
-        .unwrap_or_else(|| panic!("no {name} in stats {stats:?}"))
-        .1
-}
 
 /// One echo round trip.
 fn echo_roundtrip(stream: &mut TcpStream, message: &[u8]) {
@@ -151,8 +132,8 @@ fn refused_connections_are_counted_and_warned_at_most_once_a_second(backend: &st
     srv.signal(libc::SIGTERM);
     let done = srv.wait();
     assert!(done.status.success(), "{}\nstderr:\n{}", done.status, done.stderr);
-    assert_eq!(stat(&done.stderr, "refused"), REFUSED as u64, "stderr:\n{}", done.stderr);
-    assert_eq!(stat(&done.stderr, "accepted"), 3, "stderr:\n{}", done.stderr);
+    assert_eq!(common::stat(&done.stderr, "refused"), REFUSED as u64, "stderr:\n{}", done.stderr);
+    assert_eq!(common::stat(&done.stderr, "accepted"), 3, "stderr:\n{}", done.stderr);
 }
 
 // ------------------------------------------------------- --max-pending (backpressure)

@@ -572,15 +572,6 @@ fn drive(
     }
 }
 
-fn raise_own_nofile_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
-}
 
 fn peak_rss_mib(pid: libc::pid_t) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -593,7 +584,7 @@ fn peak_rss_mib(pid: libc::pid_t) -> u64 {
 }
 
 fn soak_delivers_every_byte_over_a_thousand_connections_with_random_splits(backend: &str) {
-    raise_own_nofile_limit();
+    pollmux::sys::limits::raise_nofile().expect("raise RLIMIT_NOFILE");
     let time = soak_time();
     pool();
     let srv = Server::start(backend, &["--array-len", &ARRAY_LEN.to_string()]);

@@ -710,3 +710,18 @@ pub fn smoke_every_service(srv: &Server) {
         }
     }
 }
+
+/// The counter `name` of the last `stats:` line in `stderr` (printed at exit with `--stats`).
+pub fn stat(stderr: &str, name: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .filter_map(|l| l.split_once("stats: ").map(|(_, s)| s))
+        .next_back()
+        .unwrap_or_else(|| panic!("no stats line in stderr:\n{stderr}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .chunks(2)
+        .find(|kv| kv[0] == name)
+        .and_then(|kv| kv.get(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in stats line {line:?}"))
+}
