@@ -36,7 +36,6 @@ fn open_fds(pid: libc::pid_t) -> Vec<i32> {
         .collect()
 }
 
-
 fn stats_lines(stderr: &str) -> usize {
     stderr.lines().filter(|l| l.contains("stats: ")).count()
 }
@@ -62,7 +61,6 @@ fn terminate_after_closing(srv: Server, clients: Vec<TcpStream>) -> Finished {
     assert!(done.status.success(), "{}\nstderr:\n{}", done.status, done.stderr);
     done
 }
-
 
 // ------------------------------------------------------- descriptor exhaustion
 

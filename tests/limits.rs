@@ -45,7 +45,6 @@ fn peak_rss(srv: &Server) -> usize {
     proc_status_bytes(srv.pid(), "VmHWM")
 }
 
-
 /// One echo round trip.
 fn echo_roundtrip(stream: &mut TcpStream, message: &[u8]) {
     write_or_fail(stream, message);

@@ -572,7 +572,6 @@ fn drive(
     }
 }
 
-
 fn peak_rss_mib(pid: libc::pid_t) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let kib: u64 = status

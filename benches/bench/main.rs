@@ -76,10 +76,15 @@ fn run(plan: &Plan, only: Option<&[String]>, out_dir: &Path) -> ExitCode {
         Err(e) => log(&format!("cannot raise RLIMIT_NOFILE: {e}")),
     }
     log(&format!(
-        "{} on {} cores, {}, {}; load average {}",
-        machine.cpu, machine.cores, machine.kernel, machine.rustc, machine.load_before
+        "{} on {} cores, {}, {}; load average {}, {:.0}% CPU in use",
+        machine.cpu,
+        machine.cores,
+        machine.kernel,
+        machine.rustc,
+        machine.load_before,
+        machine.busy_before.unwrap_or(f64::NAN)
     ));
-    if let Some(warning) = report::busy_warning(&machine.load_before) {
+    if let Some(warning) = report::busy_warning(machine.busy_before) {
         log(&warning);
     }
     let wanted = |s: &str| only.is_none_or(|o| o.iter().any(|x| x == s));
@@ -141,7 +146,7 @@ fn syscalls(plan: &Plan, results: &Results, log: &mut dyn FnMut(&str)) -> Syscal
             return Ok(cell.msgs);
         }
         let proc = server.start("tcp-echo", false, 0)?;
-        let sized = workloads::size_run(proc.addr("tcp-echo"), CONNS, plan.run_secs);
+        let sized = workloads::size_run(proc.addr("tcp-echo"), CONNS, plan.run_secs, None);
         proc.stop(std::time::Duration::from_secs(5));
         sized.map(|(m, _)| m)
     };

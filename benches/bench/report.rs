@@ -40,6 +40,8 @@ pub struct Table {
     pub headers: Vec<String>,
     pub rows: Vec<Vec<String>>,
     pub notes: Vec<String>,
+    /// Leading columns of text (left-aligned); the rest are figures (right-aligned).
+    pub left: usize,
 }
 
 impl Table {
@@ -49,6 +51,7 @@ impl Table {
             headers: headers.iter().map(|h| h.to_string()).collect(),
             rows: Vec::new(),
             notes: Vec::new(),
+            left: 1,
         }
     }
 
@@ -64,11 +67,13 @@ impl Table {
             let mut out = String::new();
             for (i, cell) in cells.iter().enumerate() {
                 let pad = widths[i] - cell.chars().count();
-                if i == 0 {
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                if i < self.left {
                     out.push_str(cell);
                     out.push_str(&" ".repeat(pad));
                 } else {
-                    out.push_str("  ");
                     out.push_str(&" ".repeat(pad));
                     out.push_str(cell);
                 }
@@ -94,7 +99,7 @@ impl Table {
         let mut out = format!("{level} {}\n\n", self.title);
         let _ = writeln!(out, "| {} |", self.headers.join(" | "));
         let align: Vec<&str> =
-            (0..self.headers.len()).map(|i| if i == 0 { "---" } else { "---:" }).collect();
+            (0..self.headers.len()).map(|i| if i < self.left { "---" } else { "---:" }).collect();
         let _ = writeln!(out, "| {} |", align.join(" | "));
         for row in &self.rows {
             let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
@@ -182,6 +187,8 @@ pub struct Machine {
     pub rustc: String,
     pub memory: String,
     pub load_before: String,
+    /// Percent of CPU time in use over the second before the run.
+    pub busy_before: Option<f64>,
 }
 
 impl Machine {
@@ -211,6 +218,7 @@ impl Machine {
             })
             .unwrap_or_else(|| "unknown".into());
         let load_before = load_average();
+        let busy_before = cpu_busy(std::time::Duration::from_secs(1));
         Machine {
             date: utc_now(),
             cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -219,6 +227,7 @@ impl Machine {
             rustc,
             memory,
             load_before,
+            busy_before,
         }
     }
 }
@@ -230,14 +239,33 @@ pub fn load_average() -> String {
         .unwrap_or_default()
 }
 
+/// (busy, total) CPU time so far, in clock ticks, from the first line of /proc/stat.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> =
+        stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0);
+    Some((total - idle, total))
+}
+
+/// How busy the CPUs were over the next `window`, percent of all of them.
+pub fn cpu_busy(window: std::time::Duration) -> Option<f64> {
+    let (busy0, total0) = cpu_ticks()?;
+    std::thread::sleep(window);
+    let (busy1, total1) = cpu_ticks()?;
+    let total = total1.saturating_sub(total0);
+    (total > 0).then(|| busy1.saturating_sub(busy0) as f64 * 100.0 / total as f64)
+}
+
 /// A warning when something else was using the CPUs as the run began.
-pub fn busy_warning(load_before: &str) -> Option<String> {
-    let one_minute: f64 = load_before.split_whitespace().next()?.parse().ok()?;
-    (one_minute > 0.5).then(|| {
+pub fn busy_warning(busy_percent: Option<f64>) -> Option<String> {
+    let busy = busy_percent?;
+    (busy > 10.0).then(|| {
         format!(
-            "The machine was not idle when the run began (1-minute load average {one_minute}): \
-             other processes shared the CPUs, so tails (p99, p99.9) and msgs/s are noisier than on \
-             an idle machine."
+            "The machine was not idle when the run began ({busy:.0}% of its CPU time was in use \
+             just before): other processes shared the CPUs, so the figures are noisier than on an \
+             idle machine."
         )
     })
 }
@@ -301,6 +329,7 @@ impl Report {
 
     pub fn target_table(&self) -> Table {
         let mut t = Table::new("Targets", &["target", "server", "measured", "bar", "result"]);
+        t.left = 5;
         for target in &self.targets {
             t.rows.push(vec![
                 target.what.clone(),
@@ -377,6 +406,28 @@ fn echo_tables(
             "Medians of {} interleaved runs; (x) is the ratio to `threads` (thread per connection) in the same run.",
             plan.rounds
         ));
+        if conns == 1 {
+            if let Some(cpu) = echo.pinned_cpu {
+                t.notes.push(format!(
+                    "One connection: every server and its client run on CPU {cpu} only (a ping-pong is \
+                     serial; this keeps an idle CPU's wake-up out of each round trip)."
+                ));
+            }
+            let unpinned: Vec<String> = echo
+                .unpinned
+                .iter()
+                .map(|(s, run)| match run {
+                    Ok(l) => format!("{} p50 {} µs, p99 {} µs", s.name(), us(l.p50), us(l.p99)),
+                    Err(_) => format!("{} failed", s.name()),
+                })
+                .collect();
+            if !unpinned.is_empty() {
+                t.notes.push(format!(
+                    "The same, unpinned (server and client free to use either CPU), one run each: {}.",
+                    unpinned.join("; ")
+                ));
+            }
+        }
         if conns > 4 && echo.cells.get(&(Server::Model("pool"), conns)).is_some_and(|c| c.is_ok()) {
             t.notes.push(
                 "pool: each of its 4 threads serves one connection to its end; the others wait in the \
@@ -451,6 +502,7 @@ fn syscall_table(sys: &Syscalls, targets: &mut Vec<Target>) -> Table {
             "largest counts",
         ],
     );
+    t.left = 2;
     for (server, cell) in sys.stats.iter().chain(sys.strace.iter()) {
         let row = match cell {
             Ok(c) => {
@@ -531,6 +583,9 @@ fn udp_table(udp: &HashMap<Server, Cell<PingCell>>) -> Table {
             .into(),
     );
     t.notes.push(
+        "Each server and `pollmux ping` run on one CPU, as the 1-connection echo does.".into(),
+    );
+    t.notes.push(
         "The baselines are TCP only, so (x) here is the ratio to a blocking recvfrom/sendto loop \
          (the UDP floor), run the same way in the same run."
             .into(),
@@ -597,10 +652,11 @@ fn idle_table(plan: &Plan, idle: &IdleResults, targets: &mut Vec<Target>) -> Tab
         }
     }
     t.notes.push(format!(
-        "Each cell is the median over {} rounds of a 1-connection `pollmux load` while the harness holds \
-         the idle connections open (accepted: the server holds their descriptors); (x) is the ratio to \
+        "Each cell is the median over {} rounds of a 1-connection `pollmux load` (server and client on \
+         one CPU, as for the 1-connection echo) while the harness holds the idle connections open (accepted: the server holds their descriptors); (x) is the ratio to \
          `threads` at the same count. RSS per idle connection = (VmRSS with the idle connections − VmRSS \
-         with none) / count. select stops at 1,000: FD_SETSIZE is 1024.",
+         with none) / count. select stops at 1,000: FD_SETSIZE is 1024. The pollmux servers run with \
+         `--max-conns 20000` here: the default 10,000 would refuse the active connection beside 10,000 idle ones.",
         plan.rounds
     ));
     for server in IDLE_SERVERS {
@@ -815,12 +871,15 @@ pub fn markdown(
         "| load average (1, 5, 15 min) | {} before the run, {} after |",
         machine.load_before, load_after
     );
+    if let Some(busy) = machine.busy_before {
+        let _ = writeln!(out, "| CPU time in use the second before the run | {busy:.0}% |");
+    }
     let _ = writeln!(
         out,
         "| run | {} interleaved rounds, ~{:.1} s per measured echo run, {:.0} s in all |\n",
         plan.rounds, plan.run_secs, elapsed_secs
     );
-    if let Some(warning) = busy_warning(&machine.load_before) {
+    if let Some(warning) = busy_warning(machine.busy_before) {
         let _ = writeln!(out, "**Note:** {warning}\n");
     }
     out.push_str("## Servers\n\n");
@@ -851,8 +910,9 @@ const METHOD: &str = "## Method
   `pollmux serve --model sequential|threads|pool`, and the peer: a tokio `current_thread` echo server,
   one task per connection, TCP_NODELAY (`benches/bench/peers.rs`, run as the harness binary with
   `--tokio-echo-server ADDR`). The floors of the UDP and array workloads are in the same file.
-- **Load** is `pollmux load` (closed loop: each connection keeps one message outstanding, every reply
-  byte checked, TCP_NODELAY), a separate process from the server. Each connection count starts with
+- **Load** is `pollmux load --threads 1` (closed loop: each connection keeps one message outstanding,
+  every reply byte checked, TCP_NODELAY), a separate process from the server, with one client thread
+  so that on 2 cores the client has about one core and the server the other. Each connection count starts with
   growing warm-up runs that also size the measured runs (about the same duration for every server);
   every measured run has its own warm-up of 10 messages per connection. Runs are interleaved (every
   server once, then again) for several rounds; tables show medians over rounds, and ratios to the
@@ -864,6 +924,11 @@ const METHOD: &str = "## Method
 - **Array**: a fresh `pollmux serve --tcp-array` (50,000,000 values) per run, one `0:50000000` request
   read by the harness; beside it a blocking server that answers with one blocking send(2) of the same
   buffer.
-- Client and server share the machine's cores; nothing is pinned. Performance is never asserted by a
-  test: this file is where it is reported.
+- **CPUs**: workloads with one active connection (1-connection echo, UDP ping, idle scaling) run the
+  server and its client on the same single CPU: a ping-pong is serial, and otherwise each round trip
+  would include waking an idle CPU, which on a VM means a halted vCPU (about 35 µs each way on the
+  machine this harness was written on, so ~70 µs round trips that say nothing about the servers). The
+  1-connection table notes an unpinned run for comparison. Every other workload runs unpinned, client
+  and server sharing the machine's cores.
+- Performance is never asserted by a test: this file is where it is reported.
 ";

@@ -138,7 +138,18 @@ impl Server {
 
     /// Starts it with `service` on a free port.
     pub fn start(self, service: &str, stats: bool, array_len: usize) -> Result<Proc, String> {
-        let command: Command = match self {
+        self.start_on(service, stats, array_len, None)
+    }
+
+    /// The same, every thread of it on `cpu` if given.
+    pub fn start_on(
+        self,
+        service: &str,
+        stats: bool,
+        array_len: usize,
+        cpu: Option<usize>,
+    ) -> Result<Proc, String> {
+        let mut command: Command = match self {
             Server::Mux(backend) => {
                 let len = array_len.to_string();
                 // The default --max-conns (10,000) would refuse the active connection
@@ -156,6 +167,9 @@ impl Server {
                 procs::peer("--blocking-array-server", &["127.0.0.1:0", &array_len.to_string()])
             }
         };
+        if let Some(cpu) = cpu {
+            procs::pin(&mut command, cpu);
+        }
         Proc::start(self.name(), command, &[service])
     }
 }
@@ -190,14 +204,20 @@ pub type Cell<T> = Result<T, String>;
 const WARMUP_PER_CONN: u64 = 10;
 
 /// Finds how many messages per connection make a `secs`-long run at `conns`
-/// connections, by growing runs that double as the warm-up. Returns that count
-/// and the last probe.
-pub fn size_run(addr: SocketAddr, conns: u64, secs: f64) -> Result<(u64, Load), String> {
+/// connections, by growing runs (8x each) that double as the warm-up, until one
+/// lasts 0.3 s: shorter runs start cold and read slow. Returns that count and
+/// the last probe.
+pub fn size_run(
+    addr: SocketAddr,
+    conns: u64,
+    secs: f64,
+    cpu: Option<usize>,
+) -> Result<(u64, Load), String> {
     let mut per_conn = (200 / conns).max(20);
     loop {
-        let probe = procs::load(addr, conns, per_conn, WARMUP_PER_CONN)?;
+        let probe = procs::load(addr, conns, per_conn, WARMUP_PER_CONN, cpu)?;
         let took = probe.msgs as f64 / probe.msgs_per_sec.max(1.0);
-        if took >= 0.1 || per_conn >= 10_000_000 {
+        if took >= 0.3 || per_conn >= 10_000_000 {
             let want = (probe.msgs_per_sec * secs).ceil() as u64;
             return Ok((want.div_ceil(conns).max(20), probe));
         }
@@ -206,31 +226,69 @@ pub fn size_run(addr: SocketAddr, conns: u64, secs: f64) -> Result<(u64, Load), 
 }
 
 /// One measured run: warm-up, then `msgs` messages per connection.
-fn measured(addr: SocketAddr, conns: u64, msgs: u64) -> Result<Load, String> {
-    procs::load(addr, conns, msgs, WARMUP_PER_CONN)
+/// `cpu`: the CPU the client is pinned to, if any.
+fn measured(addr: SocketAddr, conns: u64, msgs: u64, cpu: Option<usize>) -> Result<Load, String> {
+    procs::load(addr, conns, msgs, WARMUP_PER_CONN, cpu)
 }
 
 /// Workload 1: TCP echo at each connection count, every server, interleaved rounds.
 #[derive(Debug, Default)]
 pub struct EchoResults {
     pub cells: HashMap<(Server, u64), Cell<EchoCell>>,
+    /// One connection, server and client free to run on any CPU (one run each):
+    /// what the pinning of the 1-connection runs takes out.
+    pub unpinned: Vec<(Server, Cell<Load>)>,
+    /// The CPU the 1-connection runs were pinned to.
+    pub pinned_cpu: Option<usize>,
 }
 
+/// Servers compared unpinned at one connection, for the record.
+const UNPINNED_CHECK: [Server; 2] = [Server::Mux("epoll"), THREADS];
+
 pub fn echo(plan: &Plan, log: &mut dyn FnMut(&str)) -> EchoResults {
-    let mut results = EchoResults::default();
+    let mut results = EchoResults { pinned_cpu: procs::single_cpu(), ..EchoResults::default() };
+    // One connection is a serial ping-pong: server and client share one CPU, so
+    // no round trip waits for an idle CPU to wake (see `procs::single_cpu`).
+    let (single, multi): (Vec<u64>, Vec<u64>) = plan.conns.iter().partition(|&&c| c == 1);
+    if !single.is_empty() {
+        echo_phase(plan, &single, results.pinned_cpu, &mut results, log);
+    }
+    if !multi.is_empty() {
+        echo_phase(plan, &multi, None, &mut results, log);
+    }
+    results
+}
+
+/// Starts every echo server (pinned to `cpu` if given), runs `levels`, stops them.
+fn echo_phase(
+    plan: &Plan,
+    levels: &[u64],
+    cpu: Option<usize>,
+    results: &mut EchoResults,
+    log: &mut dyn FnMut(&str),
+) {
     let mut procs: Vec<(Server, Proc)> = Vec::new();
     for server in ECHO_SERVERS {
-        match server.start("tcp-echo", false, 0) {
+        match server.start_on("tcp-echo", false, 0, cpu) {
             Ok(p) => procs.push((server, p)),
             Err(e) => {
                 log(&format!("  {}: cannot start: {e}", server.name()));
-                for &conns in &plan.conns {
-                    results.cells.insert((server, conns), Err(format!("failed to start: {e}")));
+                for &conns in levels {
+                    let why = format!("failed to start: {}", first_line(&e));
+                    results.cells.insert((server, conns), Err(why));
                 }
             }
         }
     }
-    for &conns in &plan.conns {
+    if cpu.is_none() && plan.conns.contains(&1) {
+        for (server, proc) in procs.iter().filter(|(s, _)| UNPINNED_CHECK.contains(s)) {
+            let addr = proc.addr("tcp-echo");
+            let run = size_run(addr, 1, plan.run_secs, None)
+                .and_then(|(msgs, _)| measured(addr, 1, msgs, None));
+            results.unpinned.push((*server, run.map_err(|e| first_line(&e).to_string())));
+        }
+    }
+    for &conns in levels {
         let started = Instant::now();
         // Sizing runs double as each server's warm-up at this connection count.
         let mut sized: Vec<(Server, SocketAddr, u64)> = Vec::new();
@@ -243,13 +301,12 @@ pub fn echo(plan: &Plan, log: &mut dyn FnMut(&str)) -> EchoResults {
                 continue;
             }
             let addr = proc.addr("tcp-echo");
-            match size_run(addr, conns, plan.run_secs) {
+            match size_run(addr, conns, plan.run_secs, cpu) {
                 Ok((msgs, _)) => sized.push((*server, addr, msgs)),
                 Err(e) => {
                     log(&format!("  {} at {conns} conns: {e}", server.name()));
-                    results
-                        .cells
-                        .insert((*server, conns), Err(format!("failed: {}", first_line(&e))));
+                    let why = format!("failed: {}", first_line(&e));
+                    results.cells.insert((*server, conns), Err(why));
                 }
             }
         }
@@ -257,7 +314,7 @@ pub fn echo(plan: &Plan, log: &mut dyn FnMut(&str)) -> EchoResults {
         let mut errors: HashMap<Server, String> = HashMap::new();
         for _round in 0..plan.rounds {
             for &(server, addr, msgs) in &sized {
-                match measured(addr, conns, msgs) {
+                match measured(addr, conns, msgs, cpu) {
                     Ok(load) => runs.entry(server).or_default().push(load),
                     Err(e) => {
                         log(&format!("  {} at {conns} conns: {e}", server.name()));
@@ -275,15 +332,12 @@ pub fn echo(plan: &Plan, log: &mut dyn FnMut(&str)) -> EchoResults {
         }
         log(&format!("  {conns} conns: {:.1} s", started.elapsed().as_secs_f64()));
     }
-    for (server, proc) in procs {
-        let name = server.name();
-        let mut proc = proc;
+    for (server, mut proc) in procs {
         if !proc.alive() {
-            log(&format!("  {name} died:\n{}", procs::tail(&proc.stderr(), 1500)));
+            log(&format!("  {} died:\n{}", server.name(), procs::tail(&proc.stderr(), 1500)));
         }
         proc.stop(Duration::from_secs(5));
     }
-    results
 }
 
 /// The first line of an error, for a table cell.
@@ -304,10 +358,11 @@ pub struct PingCell {
 
 pub fn udp(plan: &Plan, log: &mut dyn FnMut(&str)) -> HashMap<Server, Cell<PingCell>> {
     let servers = [BACKENDS[0], BACKENDS[1], BACKENDS[2], Server::BlockingUdp];
+    let cpu = procs::single_cpu();
     let mut results = HashMap::new();
     let mut procs = Vec::new();
     for server in servers {
-        match server.start("udp-ping", false, 0) {
+        match server.start_on("udp-ping", false, 0, cpu) {
             Ok(p) => procs.push((server, p)),
             Err(e) => {
                 results.insert(server, Err(format!("failed to start: {}", first_line(&e))));
@@ -317,13 +372,13 @@ pub fn udp(plan: &Plan, log: &mut dyn FnMut(&str)) -> HashMap<Server, Cell<PingC
     let mut runs: HashMap<Server, Vec<procs::Ping>> = HashMap::new();
     for (server, proc) in &procs {
         // warm-up
-        if let Err(e) = procs::ping(proc.addr("udp-ping"), plan.pings / 5, 64) {
+        if let Err(e) = procs::ping(proc.addr("udp-ping"), plan.pings / 5, 64, cpu) {
             log(&format!("  {} warm-up: {e}", server.name()));
         }
     }
     for _ in 0..plan.rounds {
         for (server, proc) in &procs {
-            match procs::ping(proc.addr("udp-ping"), plan.pings, 64) {
+            match procs::ping(proc.addr("udp-ping"), plan.pings, 64, cpu) {
                 Ok(ping) => runs.entry(*server).or_default().push(ping),
                 Err(e) => {
                     log(&format!("  {}: {e}", server.name()));
@@ -399,10 +454,11 @@ pub fn idle(plan: &Plan, log: &mut dyn FnMut(&str)) -> IdleResults {
     let mut runs: HashMap<(Server, u64), Vec<Load>> = HashMap::new();
     let mut msgs_of: HashMap<(Server, u64), u64> = HashMap::new();
     let mut errors: HashMap<(Server, u64), String> = HashMap::new();
+    let cpu = procs::single_cpu();
     for round in 0..plan.rounds {
         for server in IDLE_SERVERS {
             let started = Instant::now();
-            let proc = match server.start("tcp-echo", false, 0) {
+            let proc = match server.start_on("tcp-echo", false, 0, cpu) {
                 Ok(p) => p,
                 Err(e) => {
                     for &n in &plan.idle {
@@ -431,11 +487,11 @@ pub fn idle(plan: &Plan, log: &mut dyn FnMut(&str)) -> IdleResults {
                 }
                 let sized = match msgs_of.get(&(server, n)) {
                     Some(&m) => Ok(m),
-                    None => size_run(addr, 1, plan.idle_run_secs).map(|(m, _)| m),
+                    None => size_run(addr, 1, plan.idle_run_secs, cpu).map(|(m, _)| m),
                 };
                 let result = sized.and_then(|m| {
                     msgs_of.insert((server, n), m);
-                    measured(addr, 1, m)
+                    measured(addr, 1, m, cpu)
                 });
                 match result {
                     Ok(load) => runs.entry((server, n)).or_default().push(load),
@@ -660,7 +716,7 @@ impl SyscallCell {
 /// the totals it prints at exit. Messages = bytes-in / 64.
 pub fn syscalls_from_stats(server: Server, conns: u64, msgs: u64) -> Result<SyscallCell, String> {
     let proc = server.start("tcp-echo", true, 0)?;
-    let load = measured(proc.addr("tcp-echo"), conns, msgs);
+    let load = measured(proc.addr("tcp-echo"), conns, msgs, None);
     let stderr = proc.stop(Duration::from_secs(10));
     load?;
     let stats: Stats = procs::last_stats(&stderr)
@@ -682,7 +738,7 @@ pub fn syscalls_from_strace(server: Server, conns: u64, msgs: u64) -> Result<Sys
     let addr = proc.addr("tcp-echo");
     let out = std::env::temp_dir().join(format!("pollmux-bench-strace-{}.txt", std::process::id()));
     let trace = StraceRun::attach(proc.pid(), &out)?;
-    let load = procs::load(addr, conns, msgs, WARMUP_PER_CONN);
+    let load = procs::load(addr, conns, msgs, WARMUP_PER_CONN, None);
     let counted: Result<Strace, String> = trace.finish();
     proc.stop(Duration::from_secs(5));
     let load = load?;
