@@ -1,6 +1,7 @@
 //! pollmux: one single-threaded process serving UDP and TCP over poll(2), select(2) or epoll(7).
 //!
 //! The crate map, from the kernel up:
+#![warn(missing_docs)]
 
 /// Comparison TCP echo servers on blocking sockets: sequential, thread per connection, pool.
 pub mod baseline;

@@ -28,6 +28,7 @@ use workloads::{BACKENDS, Plan, Server};
 /// The workloads, by the names `--only` takes.
 const SECTIONS: [&str; 5] = ["echo", "syscalls", "udp", "idle", "array"];
 
+/// Runs a peer, the parser self-check or the benchmark, as the arguments say.
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: &'static str| args.get(i).map_or(default, String::as_str);

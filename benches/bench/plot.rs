@@ -7,14 +7,19 @@ use plotters::prelude::*;
 
 /// One line: a server's points.
 pub struct Series {
+    /// The server's name: the legend label and the key to its colour.
     pub name: String,
+    /// (x, y) points; those with y not finite or not positive are not drawn.
     pub points: Vec<(f64, f64)>,
 }
 
 /// One panel of a figure.
 pub struct Panel {
+    /// Caption above the panel.
     pub title: String,
+    /// Label of the y axis (the unit).
     pub y_desc: String,
+    /// The lines drawn, one per server.
     pub series: Vec<Series>,
 }
 

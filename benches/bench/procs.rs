@@ -29,10 +29,15 @@ pub fn self_bin() -> PathBuf {
 
 /// A running server process: killed on drop.
 pub struct Proc {
+    /// The child process; None once `stop` or drop has taken it.
     child: Option<Child>,
+    /// Its process id, for kill(2) and /proc.
     pid: i32,
+    /// The address each service announced in its `listening` line, by service.
     addrs: HashMap<String, SocketAddr>,
+    /// Everything the child wrote to stderr so far, appended by `stderr_thread`.
     stderr: Arc<Mutex<String>>,
+    /// Drains the child's stderr into `stderr`; joined by `stop`.
     stderr_thread: Option<JoinHandle<()>>,
 }
 
@@ -144,6 +149,7 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// Kills and reaps the child unless `stop` already did.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -266,15 +272,23 @@ pub fn run_captured(mut command: Command, deadline: Duration) -> Result<Output, 
 /// One `pollmux load` run, from its `RESULT` line. Latencies in microseconds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Load {
+    /// Connections of the run (`conns=`).
     pub conns: u64,
     /// Measured messages, all connections together (`messages=`).
     pub msgs: u64,
+    /// Measured messages per second, all connections together.
     pub msgs_per_sec: f64,
+    /// Median round trip.
     pub p50: f64,
+    /// 90th-percentile round trip; NaN when the line has none.
     pub p90: f64,
+    /// 99th-percentile round trip.
     pub p99: f64,
+    /// 99.9th-percentile round trip.
     pub p999: f64,
+    /// Slowest round trip; NaN when the line has none.
     pub max: f64,
+    /// Errors the client counted; `load` fails a run with any.
     pub errors: u64,
 }
 
@@ -395,8 +409,11 @@ pub fn load(
 /// One `pollmux ping` run: each reply's round trip (µs) and the loss.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ping {
+    /// Pings sent, from the summary line.
     pub sent: u64,
+    /// Replies received, from the summary line.
     pub received: u64,
+    /// Each reply's round trip, µs, in the order printed.
     pub rtts_us: Vec<f64>,
 }
 
@@ -476,7 +493,9 @@ pub fn ping(addr: SocketAddr, count: u64, size: u64, cpu: Option<usize>) -> Resu
 /// Per-syscall call counts from `strace -c`, and the total.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Strace {
+    /// Calls of every syscall together (the `total` row).
     pub total: u64,
+    /// (syscall, calls) for each row of the table, in strace's order.
     pub calls: Vec<(String, u64)>,
 }
 
@@ -503,7 +522,9 @@ pub fn parse_strace(text: &str) -> Option<Strace> {
 
 /// `strace -c -f` attached to a running process; `finish` detaches and reads the counts.
 pub struct StraceRun {
+    /// The strace process, interrupted by `finish`.
     child: Child,
+    /// The file strace writes its summary to (`-o`); `finish` reads and removes it.
     out: PathBuf,
 }
 

@@ -17,18 +17,26 @@ use crate::workloads::{
 /// Everything one run measured.
 #[derive(Default)]
 pub struct Results {
+    /// Workload 1, TCP echo, if it ran.
     pub echo: Option<EchoResults>,
+    /// Syscalls per echoed message, if counted.
     pub syscalls: Option<Syscalls>,
+    /// Workload 2, UDP ping, per server, if it ran.
     pub udp: Option<HashMap<Server, Cell<PingCell>>>,
+    /// Workload 3, idle scaling, if it ran.
     pub idle: Option<IdleResults>,
+    /// Workload 4, the array, per server, if it ran.
     pub array: Option<HashMap<Server, Cell<ArrayCell>>>,
 }
 
 /// Syscalls per echoed message at 100 connections, by server and source.
 #[derive(Default)]
 pub struct Syscalls {
+    /// Connections of every counted run.
     pub conns: u64,
+    /// Each backend's counts from its own `--stats`.
     pub stats: Vec<(Server, Cell<SyscallCell>)>,
+    /// Counts from `strace -c -f`: each backend and the tokio peer.
     pub strace: Vec<(Server, Cell<SyscallCell>)>,
     /// Why strace could not run, if it could not.
     pub strace_unavailable: Option<String>,
@@ -36,15 +44,20 @@ pub struct Syscalls {
 
 /// A table with a title and notes, rendered for the terminal or Markdown.
 pub struct Table {
+    /// Heading above the table.
     pub title: String,
+    /// Column headings.
     pub headers: Vec<String>,
+    /// Formatted cells, row by row, one per header.
     pub rows: Vec<Vec<String>>,
+    /// Paragraphs printed below the table.
     pub notes: Vec<String>,
     /// Leading columns of text (left-aligned); the rest are figures (right-aligned).
     pub left: usize,
 }
 
 impl Table {
+    /// An empty table whose first column alone is text.
     fn new(title: impl Into<String>, headers: &[&str]) -> Table {
         Table {
             title: title.into(),
@@ -160,15 +173,20 @@ fn with_ratio(value: String, x: f64, base: Option<f64>) -> String {
 
 /// One target: what, for which server, the figure, the bar, and the verdict.
 pub struct Target {
+    /// What the target is about (its name in the table).
     pub what: String,
+    /// The server it was measured on.
     pub server: String,
+    /// The figure measured, formatted.
     pub measured: String,
+    /// The bar to meet, or `report` when the figure is only reported.
     pub bar: String,
     /// None: reported only, or could not be measured.
     pub met: Option<bool>,
 }
 
 impl Target {
+    /// The result column: `met`, `MISSED` or `-`.
     fn verdict(&self) -> &'static str {
         match self.met {
             Some(true) => "met",
@@ -180,18 +198,26 @@ impl Target {
 
 /// Where this ran.
 pub struct Machine {
+    /// When the run began, `YYYY-MM-DD HH:MM UTC`.
     pub date: String,
+    /// CPUs this process may use; 0 if unknown.
     pub cores: usize,
+    /// CPU model name from /proc/cpuinfo.
     pub cpu: String,
+    /// `Linux <release>` from /proc/sys/kernel/osrelease.
     pub kernel: String,
+    /// `rustc --version` of `$RUSTC` (or rustc).
     pub rustc: String,
+    /// Total memory from /proc/meminfo, in GiB.
     pub memory: String,
+    /// The 1, 5 and 15 minute load averages as the run began.
     pub load_before: String,
     /// Percent of CPU time in use over the second before the run.
     pub busy_before: Option<f64>,
 }
 
 impl Machine {
+    /// Describes this machine; takes a second, to measure how busy its CPUs are.
     pub fn describe() -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
@@ -301,11 +327,14 @@ fn missing<T>(cell: &Cell<T>) -> String {
 
 /// The tables and targets of a run.
 pub struct Report {
+    /// One table per workload section, in run order.
     pub tables: Vec<Table>,
+    /// Every target checked against this run's figures.
     pub targets: Vec<Target>,
 }
 
 impl Report {
+    /// The tables and targets of whichever workloads `results` holds.
     pub fn build(plan: &Plan, results: &Results) -> Report {
         let mut tables = Vec::new();
         let mut targets = Vec::new();
@@ -327,6 +356,7 @@ impl Report {
         Report { tables, targets }
     }
 
+    /// The targets as a table, with a note naming any that were missed.
     pub fn target_table(&self) -> Table {
         let mut t = Table::new("Targets", &["target", "server", "measured", "bar", "result"]);
         t.left = 5;
@@ -365,6 +395,7 @@ impl Report {
     }
 }
 
+/// One echo table per connection count, and the echo targets.
 fn echo_tables(
     plan: &Plan,
     echo: &EchoResults,
@@ -489,6 +520,7 @@ fn echo_tables(
     }
 }
 
+/// The syscalls-per-message table, and each backend's `--stats` target.
 fn syscall_table(sys: &Syscalls, targets: &mut Vec<Target>) -> Table {
     let mut t = Table::new(
         format!("Syscalls per echoed message, {} connections", sys.conns),
@@ -556,6 +588,7 @@ fn syscall_table(sys: &Syscalls, targets: &mut Vec<Target>) -> Table {
     t
 }
 
+/// The UDP ping table (reported only: no targets).
 fn udp_table(udp: &HashMap<Server, Cell<PingCell>>) -> Table {
     let mut t = Table::new(
         "UDP ping round trip (`pollmux ping -i 0 -s 64`)",
@@ -593,6 +626,7 @@ fn udp_table(udp: &HashMap<Server, Cell<PingCell>>) -> Table {
     t
 }
 
+/// The idle-scaling table, and each backend's growth and RSS-per-connection targets.
 fn idle_table(plan: &Plan, idle: &IdleResults, targets: &mut Vec<Target>) -> Table {
     let mut headers: Vec<String> = vec!["server".into()];
     for n in &plan.idle {
@@ -674,6 +708,7 @@ fn idle_table(plan: &Plan, idle: &IdleResults, targets: &mut Vec<Target>) -> Tab
 /// The largest RSS growth during the response that still counts as "not growing".
 const ARRAY_GROWTH_LIMIT_MIB: f64 = 8.0;
 
+/// The array table, and each backend's throughput and RSS targets.
 fn array_table(array: &HashMap<Server, Cell<ArrayCell>>, targets: &mut Vec<Target>) -> Table {
     let mut t = Table::new(
         "The array: one request for every value (`0:50000000`, 400 MB)",
@@ -903,6 +938,7 @@ pub fn markdown(
     out
 }
 
+/// The closing section of BENCHMARKS.md: how every figure was measured.
 const METHOD: &str = "## Method
 
 - **Servers**, each its own process on a free port, ready once it printed `listening <service> <addr>`:

@@ -177,15 +177,20 @@ impl Server {
 /// Medians over rounds of one (server, configuration).
 #[derive(Debug, Clone, Default)]
 pub struct EchoCell {
+    /// Median round trip, µs.
     pub p50: f64,
+    /// 99th-percentile round trip, µs.
     pub p99: f64,
+    /// 99.9th-percentile round trip, µs.
     pub p999: f64,
+    /// Messages per second, all connections together.
     pub msgs_per_sec: f64,
     /// Messages per connection of each measured run.
     pub msgs: u64,
 }
 
 impl EchoCell {
+    /// The medians of `runs`, each of `msgs` messages per connection.
     fn from_runs(runs: &[Load], msgs: u64) -> EchoCell {
         EchoCell {
             p50: median(runs.iter().map(|r| r.p50)),
@@ -234,6 +239,7 @@ fn measured(addr: SocketAddr, conns: u64, msgs: u64, cpu: Option<usize>) -> Resu
 /// Workload 1: TCP echo at each connection count, every server, interleaved rounds.
 #[derive(Debug, Default)]
 pub struct EchoResults {
+    /// (server, connections) -> medians of its measured runs, or why there are none.
     pub cells: HashMap<(Server, u64), Cell<EchoCell>>,
     /// One connection, server and client free to run on any CPU (one run each):
     /// what the pinning of the 1-connection runs takes out.
@@ -245,6 +251,7 @@ pub struct EchoResults {
 /// Servers compared unpinned at one connection, for the record.
 const UNPINNED_CHECK: [Server; 2] = [Server::Mux("epoll"), THREADS];
 
+/// Workload 1: one connection pinned to one CPU, then the other counts unpinned.
 pub fn echo(plan: &Plan, log: &mut dyn FnMut(&str)) -> EchoResults {
     let mut results = EchoResults { pinned_cpu: procs::single_cpu(), ..EchoResults::default() };
     // One connection is a serial ping-pong: server and client share one CPU, so
@@ -348,14 +355,19 @@ pub fn first_line(text: &str) -> &str {
 /// Workload 2: UDP ping round trips (µs), per server, medians over rounds.
 #[derive(Debug, Clone, Default)]
 pub struct PingCell {
+    /// Median round trip, µs.
     pub p50: f64,
+    /// 99th-percentile round trip, µs.
     pub p99: f64,
     /// Mean of the round trips between p5 and p95.
     pub mean: f64,
+    /// Pings sent, all rounds together.
     pub sent: u64,
+    /// Replies received, all rounds together.
     pub received: u64,
 }
 
+/// Workload 2: every UDP server and its pings on one CPU; a warm-up, then the rounds.
 pub fn udp(plan: &Plan, log: &mut dyn FnMut(&str)) -> HashMap<Server, Cell<PingCell>> {
     let servers = [BACKENDS[0], BACKENDS[1], BACKENDS[2], Server::BlockingUdp];
     let cpu = procs::single_cpu();
@@ -449,6 +461,7 @@ fn open_idle(
     }
 }
 
+/// Workload 3: each round, a fresh server per kind, measured at each idle count in turn.
 pub fn idle(plan: &Plan, log: &mut dyn FnMut(&str)) -> IdleResults {
     let mut results = IdleResults::default();
     let mut runs: HashMap<(Server, u64), Vec<Load>> = HashMap::new();
@@ -541,13 +554,16 @@ pub struct ArrayRun {
     pub bytes: u64,
     /// From the request's send to the response's last byte.
     pub secs: f64,
-    /// Server RSS, KiB: after start, the peak while sending, after.
+    /// Server VmRSS, KiB: after start, before the request.
     pub rss_before: u64,
+    /// Server VmRSS, KiB: the largest sampled while it sent (at least `rss_before`).
     pub rss_peak: u64,
+    /// Server VmRSS, KiB: 50 ms after the reply was read and the connection closed.
     pub rss_after: u64,
 }
 
 impl ArrayRun {
+    /// Throughput: response bytes over `secs`, in GB (10^9 bytes) per second.
     pub fn gb_per_sec(&self) -> f64 {
         self.bytes as f64 / self.secs / 1e9
     }
@@ -556,11 +572,17 @@ impl ArrayRun {
 /// Medians over rounds.
 #[derive(Debug, Clone, Default)]
 pub struct ArrayCell {
+    /// Throughput, GB (10^9 bytes) per second.
     pub gb_per_sec: f64,
+    /// From the request's send to the response's last byte, seconds.
     pub secs: f64,
+    /// Response bytes, header included (from the first round).
     pub bytes: u64,
+    /// Server VmRSS after start, before the request, MiB.
     pub rss_before_mib: f64,
+    /// Server VmRSS at its peak while sending, MiB.
     pub rss_peak_mib: f64,
+    /// Server VmRSS after the reply, MiB.
     pub rss_after_mib: f64,
     /// Peak minus before, MiB: the largest growth seen in any round.
     pub growth_mib: f64,
@@ -635,6 +657,7 @@ fn fetch_array(pid: i32, addr: SocketAddr, len: usize) -> Result<ArrayRun, Strin
     Ok(ArrayRun { bytes, secs, rss_before, rss_peak: rss_peak.max(rss_before), rss_after })
 }
 
+/// Workload 4: each round, a fresh server of each kind answers one whole-array request.
 pub fn array(plan: &Plan, log: &mut dyn FnMut(&str)) -> HashMap<Server, Cell<ArrayCell>> {
     let servers = [BACKENDS[0], BACKENDS[1], BACKENDS[2], Server::BlockingArray];
     let mut runs: HashMap<Server, Vec<ArrayRun>> = HashMap::new();
@@ -707,6 +730,7 @@ pub struct SyscallCell {
 }
 
 impl SyscallCell {
+    /// Syscalls per echoed message: `total / messages`.
     pub fn per_message(&self) -> f64 {
         self.total as f64 / self.messages.max(1) as f64
     }
