@@ -28,8 +28,8 @@ pub enum Error {
         /// What the kernel said.
         source: std::io::Error,
     },
-    /// `--array-len` values do not fit in memory addresses.
-    #[error("--array-len {0} is too large: {0} float64 values do not fit in memory")]
+    /// `--array-len` values could not be allocated.
+    #[error("--array-len {0} is too large: cannot allocate {0} float64 values (8 bytes each)")]
     ArrayTooLarge(usize),
     /// A syscall of the event loop failed.
     #[error(transparent)]

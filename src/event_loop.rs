@@ -125,8 +125,7 @@ impl Server {
             server.config.ports.iter().filter_map(|&(k, p)| Some((k, p?))).collect();
         if enabled.iter().any(|&(k, _)| k == ServiceKind::TcpArray) {
             let len = server.config.array_len;
-            len.checked_mul(8).ok_or(Error::ArrayTooLarge(len))?;
-            server.array = service::array::build(len);
+            server.array = service::array::build(len).map_err(|_| Error::ArrayTooLarge(len))?;
         }
         for (kind, port) in enabled {
             let addr = SocketAddr::new(ip, port);

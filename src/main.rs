@@ -196,9 +196,12 @@ impl ServeArgs {
 }
 
 /// A duration flag in seconds: finite and not negative.
+/// Capped at 10^9 s (about 31 years) so that any deadline computed from it fits an `Instant`.
 fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| format!("{flag} takes a number of seconds >= 0, got {value}"))
+    const MAX_SECS: f64 = 1e9;
+    Duration::try_from_secs_f64(value).ok().filter(|_| value <= MAX_SECS).ok_or_else(|| {
+        format!("{flag} takes a number of seconds from 0 to {MAX_SECS}, got {value}")
+    })
 }
 
 fn main() -> ExitCode {

@@ -181,6 +181,30 @@ fn unknown_backend_fails_naming_the_choices() {
 }
 
 #[test]
+fn impossible_settings_fail_with_a_message_naming_the_flag() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["--array-len", "1000000000000000000"], "--array-len"),
+        (&["--idle-timeout", "1e30"], "--idle-timeout"),
+        (&["--drain-timeout=-1"], "--drain-timeout"),
+        (&["--tcp-array", "65536"], "expected a port number"),
+        (&["--host", "no.such.host.invalid"], "no.such.host.invalid"),
+    ];
+    for (flags, named) in cases {
+        let mut args = vec!["serve", "--tcp-echo", "0", "--tcp-upper", "off", "--tcp-frame", "off"];
+        args.extend_from_slice(&["--udp-upper", "off", "--udp-ping", "off"]);
+        args.extend_from_slice(flags);
+        let run = run_to_exit(&args);
+        assert!(!run.status.success(), "{flags:?}: exit {}", run.status);
+        assert!(
+            run.stderr.contains(named),
+            "{flags:?}: stderr does not name {named}:\n{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{flags:?} panicked:\n{}", run.stderr);
+    }
+}
+
+#[test]
 fn help_exits_zero_and_mentions_serve() {
     let run = run_to_exit(&["--help"]);
     assert!(run.status.success(), "exit {}\n{}", run.status, run.stderr);

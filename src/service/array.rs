@@ -17,14 +17,14 @@ const QUOTE_LIMIT: usize = 64;
 
 /// The array of `len` values a[i] = i in wire form: `len * 8` bytes, each
 /// value a little-endian float64, whatever the host's byte order.
-///
-/// # Panics
-///
-/// If `len * 8` bytes cannot be allocated (a startup setting, not peer input).
-pub fn build(len: usize) -> Vec<u8> {
-    // Collecting fixed-size arrays from a range allocates once and
-    // vectorizes; flattening reuses that allocation.
-    (0..len).map(|i| (i as f64).to_le_bytes()).collect::<Vec<[u8; 8]>>().into_flattened()
+/// Fails, rather than aborting, when `len * 8` bytes cannot be reserved.
+pub fn build(len: usize) -> Result<Vec<u8>, std::collections::TryReserveError> {
+    let mut values: Vec<[u8; 8]> = Vec::new();
+    values.try_reserve_exact(len)?;
+    // Extending from a range of fixed-size arrays vectorizes; flattening
+    // reuses the one allocation.
+    values.extend((0..len).map(|i| (i as f64).to_le_bytes()));
+    Ok(values.into_flattened())
 }
 
 /// The tcp-array state: the request frame being read.
@@ -183,7 +183,7 @@ mod tests {
 
     /// The one reply to `request` against an array of `len` values.
     fn reply_to(len: usize, request: &[u8]) -> (u8, Vec<u8>) {
-        let array = build(len);
+        let array = build(len).unwrap();
         let (out, result) = replies_in_reads(&array, 1000, &frames(&[request]), &[]);
         assert_eq!(result, Ok(()));
         let mut replies = parse_replies(&out);
@@ -200,8 +200,9 @@ mod tests {
 
     #[test]
     fn build_holds_little_endian_indices() {
-        assert_eq!(build(0), b"");
-        let array = build(1000);
+        assert_eq!(build(0).unwrap(), b"");
+        assert!(build(usize::MAX / 8).is_err(), "an impossible size is an error, not an abort");
+        let array = build(1000).unwrap();
         assert_eq!(array.len(), 8000);
         for (i, value) in array.chunks_exact(8).enumerate() {
             assert_eq!(f64::from_le_bytes(value.try_into().unwrap()), i as f64);
@@ -217,15 +218,15 @@ mod tests {
         for (i, value) in body.chunks_exact(8).enumerate() {
             assert_eq!(f64::from_le_bytes(value.try_into().unwrap()), (10 + i) as f64);
         }
-        assert_eq!(body, build(100)[80..120]);
+        assert_eq!(body, build(100).unwrap()[80..120]);
         // The whole array, and leading zeros.
-        assert_eq!(reply_to(100, b"0:100"), (STATUS_OK, build(100)));
-        assert_eq!(reply_to(100, b"007:01"), (STATUS_OK, build(100)[56..64].to_vec()));
+        assert_eq!(reply_to(100, b"0:100"), (STATUS_OK, build(100).unwrap()));
+        assert_eq!(reply_to(100, b"007:01"), (STATUS_OK, build(100).unwrap()[56..64].to_vec()));
     }
 
     #[test]
     fn reply_header_is_length_then_status() {
-        let array = build(4);
+        let array = build(4).unwrap();
         let (out, _) = replies_in_reads(&array, 100, &frames(&[b"1:2"]), &[]);
         assert_eq!(out[..5], [0, 0, 0, 17, STATUS_OK]);
         assert_eq!(out[5..], array[8..24]);
@@ -243,7 +244,7 @@ mod tests {
 
     #[test]
     fn count_zero_is_an_empty_success() {
-        let array = build(10);
+        let array = build(10).unwrap();
         let (out, _) = replies_in_reads(&array, 100, &frames(&[b"3:0", b"10:0"]), &[]);
         assert_eq!(out, [0, 0, 0, 1, STATUS_OK, 0, 0, 0, 1, STATUS_OK]);
         assert_eq!(reply_to(0, b"0:0"), (STATUS_OK, Vec::new()));
@@ -349,7 +350,7 @@ mod tests {
 
     #[test]
     fn connection_goes_on_after_errors() {
-        let array = build(20);
+        let array = build(20).unwrap();
         let input = frames(&[b"x", b"1:1", b"30:1", b"19:1"]);
         let (out, result) = replies_in_reads(&array, 100, &input, &[]);
         assert_eq!(result, Ok(()));
@@ -361,7 +362,7 @@ mod tests {
 
     #[test]
     fn oversized_request_frame_is_a_violation_after_earlier_replies() {
-        let array = build(20);
+        let array = build(20).unwrap();
         let input = frames(&[b"1:1", b"123456789"]);
         let (out, result) = replies_in_reads(&array, 8, &input, &[]);
         assert_eq!(parse_replies(&out), [(STATUS_OK, array[8..16].to_vec())]);
@@ -370,7 +371,7 @@ mod tests {
 
     #[test]
     fn requests_split_byte_by_byte() {
-        let array = build(20);
+        let array = build(20).unwrap();
         let input = frames(&[b"0:3", b"", b"5:15"]);
         let cuts: Vec<usize> = (1..input.len()).collect();
         let whole = replies_in_reads(&array, 100, &input, &[]);
@@ -402,7 +403,7 @@ mod tests {
             input in requests_then_noise(),
             cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
         ) {
-            let array = build(20);
+            let array = build(20).unwrap();
             let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
             cuts.sort_unstable();
             let whole = replies_in_reads(&array, 24, &input, &[]);
@@ -414,7 +415,7 @@ mod tests {
             input in prop_oneof![requests_then_noise(), proptest::collection::vec(any::<u8>(), 0..64)],
             max_frame in prop_oneof![Just(0), Just(24), Just(u32::MAX)],
         ) {
-            let array = build(20);
+            let array = build(20).unwrap();
             let (out, result) = replies_in_reads(&array, max_frame, &input, &[]);
             if let Err(Violation::FrameTooLarge { announced, limit }) = result {
                 prop_assert!(announced > limit);
