@@ -1,6 +1,6 @@
 //! pollmux: one single-threaded process serving UDP and TCP over poll(2), select(2) or epoll(7).
 //!
-//! The crate map, from the kernel up:
+//! The crate map (the layers, from the kernel up: sys, table and output, event_loop, service; beside them the clients and the baselines):
 #![warn(missing_docs)]
 
 /// Comparison TCP echo servers on blocking sockets: sequential, thread per connection, pool.
