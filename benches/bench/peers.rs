@@ -154,19 +154,14 @@ fn serve_array(stream: &mut TcpStream, data: &[u8]) -> io::Result<()> {
 /// send(2) on a blocking socket until every byte is taken (for a large buffer
 /// the kernel normally takes it all in one call, sleeping while the peer drains).
 fn send_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{MsgFlags, send};
     while !bytes.is_empty() {
-        // SAFETY: a valid open descriptor and a valid buffer of `bytes.len()` bytes.
-        let sent = unsafe {
-            libc::send(stream.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL)
-        };
-        if sent < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        match send(stream.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
+            Ok(sent) => bytes = &bytes[sent..],
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(errno.into()),
         }
-        bytes = &bytes[sent as usize..];
     }
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! printed its `listening` lines), the `pollmux load` / `pollmux ping` clients,
 //! strace, and what /proc says about them.
 
+use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -126,8 +128,7 @@ impl Proc {
     /// SIGTERM, then waits (SIGKILL after `grace`); returns all of stderr.
     pub fn stop(mut self, grace: Duration) -> String {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe { libc::kill(self.pid, libc::SIGTERM) };
+            let _ = send_signal(self.pid, libc::SIGTERM);
             let deadline = Instant::now() + grace;
             loop {
                 match child.try_wait() {
@@ -259,8 +260,7 @@ pub fn run_captured(mut command: Command, deadline: Duration) -> Result<Output, 
     let out = match rx.recv_timeout(deadline) {
         Ok(out) => out,
         Err(_) => {
-            // SAFETY: kill(2) on our own child, not yet reaped (the waiter reaps it).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = send_signal(pid, libc::SIGKILL);
             let _ = waiter.join();
             return Err(format!("{shown} still ran after {deadline:?}; killed"));
         }
@@ -330,34 +330,24 @@ pub const LOAD_THREADS: u64 = 1;
 /// takes tens of microseconds (about 35 µs each way on the machine this was
 /// written on), which would swamp the few microseconds the servers differ by.
 pub fn single_cpu() -> Option<usize> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: pid 0 is this thread; the size is that of `set`.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: CPU_ISSET reads the set within its bounds (CPU_SETSIZE).
+    let set = sched_getaffinity(Pid::from_raw(0)).ok()?;
     let cpus: Vec<usize> =
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect();
+        (0..CpuSet::count()).filter(|&cpu| set.is_set(cpu).unwrap_or(false)).collect();
     if cpus.len() > 1 { cpus.last().copied() } else { None }
 }
 
 /// Makes `command` run on `cpu` only (its threads inherit it).
 pub fn pin(command: &mut Command, cpu: usize) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays in bounds.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    unsafe { libc::CPU_SET(cpu, &mut set) };
+    let mut set = CpuSet::new();
+    if set.set(cpu).is_err() {
+        return; // past CPU_SETSIZE: leave it unpinned
+    }
     // SAFETY: between fork and exec the closure only makes one syscall,
     // sched_setaffinity, which is async-signal-safe, on a set built before the fork.
     unsafe {
         command.pre_exec(move || {
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
+            sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)
         });
     }
 }
@@ -580,12 +570,17 @@ impl StraceRun {
 
     /// SIGINT: strace detaches and writes its summary; returns the counts.
     pub fn finish(mut self) -> Result<Strace, String> {
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = send_signal(self.child.id() as i32, libc::SIGINT);
         let _ = self.child.wait();
         let text = std::fs::read_to_string(&self.out)
             .map_err(|e| format!("read {}: {e}", self.out.display()))?;
         let _ = std::fs::remove_file(&self.out);
         parse_strace(&text).ok_or_else(|| format!("no `total` line in strace output:\n{text}"))
     }
+}
+
+/// kill(2) through nix, which needs no `unsafe`.
+fn send_signal(pid: i32, signal: libc::c_int) -> nix::Result<()> {
+    let signal = nix::sys::signal::Signal::try_from(signal)?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
 }

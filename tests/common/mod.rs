@@ -226,9 +226,8 @@ impl Server {
 
     /// Sends `signal` without waiting.
     pub fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) with the pid of our own child, not yet reaped.
-        let rc = unsafe { libc::kill(self.pid, signal) };
-        assert_eq!(rc, 0, "kill({}, {signal})", self.pid);
+        let rc = send_signal(self.pid, signal);
+        assert!(rc.is_ok(), "kill({}, {signal})", self.pid);
     }
 
     /// Waits (at most `PROCESS_DEADLINE`) for the server to exit by itself.
@@ -241,8 +240,7 @@ impl Server {
         let status = match rx.recv_timeout(PROCESS_DEADLINE) {
             Ok(status) => status.expect("wait pollmux"),
             Err(_) => {
-                // SAFETY: as in `signal`; the child is not reaped yet.
-                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                let _ = send_signal(self.pid, libc::SIGKILL);
                 let _ = waiter.join();
                 panic!(
                     "pollmux did not exit within {PROCESS_DEADLINE:?}\nstderr:\n{}",
@@ -361,8 +359,7 @@ pub fn run_command(mut command: Command) -> Run {
     let out = match rx.recv_timeout(PROCESS_DEADLINE) {
         Ok(out) => out,
         Err(_) => {
-            // SAFETY: kill(2) with the pid of our own child, not yet reaped.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = send_signal(pid, libc::SIGKILL);
             rx.recv().expect("waiter thread")
         }
     };
@@ -724,4 +721,10 @@ pub fn stat(stderr: &str, name: &str) -> u64 {
         .find(|kv| kv[0] == name)
         .and_then(|kv| kv.get(1)?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in stats line {line:?}"))
+}
+
+/// kill(2) through nix, which needs no `unsafe`.
+fn send_signal(pid: i32, signal: libc::c_int) -> nix::Result<()> {
+    let signal = nix::sys::signal::Signal::try_from(signal)?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
 }

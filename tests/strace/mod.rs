@@ -114,9 +114,8 @@ impl TracedServer {
 
     /// Sends SIGTERM to pollmux (not to strace, which would detach).
     pub fn terminate(&self) {
-        // SAFETY: kill(2) on our grandchild, which cannot be reaped before strace exits.
-        let rc = unsafe { libc::kill(self.pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill({}, SIGTERM)", self.pid);
+        let rc = send_signal(self.pid, libc::SIGTERM);
+        assert!(rc.is_ok(), "kill({}, SIGTERM)", self.pid);
     }
 
     /// Waits for pollmux (and so strace) to exit, asserts it exited cleanly,
@@ -130,8 +129,7 @@ impl TracedServer {
         let status: ExitStatus = match rx.recv_timeout(PROCESS_DEADLINE) {
             Ok(status) => status.expect("wait for strace"),
             Err(_) => {
-                // SAFETY: as in `terminate`.
-                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                let _ = send_signal(self.pid, libc::SIGKILL);
                 let _ = waiter.join();
                 panic!("pollmux under strace did not exit:\n{}", self.stderr());
             }
@@ -152,8 +150,7 @@ impl TracedServer {
 impl Drop for TracedServer {
     fn drop(&mut self) {
         if let Some(mut strace) = self.strace.take() {
-            // SAFETY: as in `terminate`; strace has not been reaped.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let _ = send_signal(self.pid, libc::SIGKILL);
             let _ = strace.wait();
         }
         if thread::panicking() {
@@ -401,6 +398,12 @@ fn split_args(args: &str) -> Vec<&str> {
         out.push(args[start..].trim());
     }
     out
+}
+
+/// kill(2) through nix, which needs no `unsafe`.
+fn send_signal(pid: i32, signal: libc::c_int) -> nix::Result<()> {
+    let signal = nix::sys::signal::Signal::try_from(signal)?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
 }
 
 #[cfg(test)]
