@@ -251,7 +251,7 @@ fn paused_client_gets_every_byte_in_order_once_it_reads(backend: &str) {
         assert_eq!(total, FLOOD, "the rest of the push stalled with the client reading");
         writer.shutdown(Shutdown::Write).unwrap();
     });
-    let (got, max_rss) = read_pattern_echo(&srv, &mut flooder, 256 * 1024, None);
+    let (got, max_rss) = read_pattern_echo(&srv, &mut flooder, 256 * 1024);
     pusher.join().unwrap();
     eprintln!("{backend}: server RSS peaked at {} KiB while catching up", max_rss / 1024);
     assert_eq!(got, FLOOD, "echo ended early: {got} of {FLOOD} bytes");
@@ -265,70 +265,105 @@ fn paused_client_gets_every_byte_in_order_once_it_reads(backend: &str) {
     );
 }
 
-/// Reads the echo of the pattern to EOF, `read_size` bytes at a time, pausing
-/// `pace` after each read if given; checks every byte and samples the server's
-/// RSS every MiB. Returns the bytes read and the largest RSS seen.
-fn read_pattern_echo(
-    srv: &Server,
-    stream: &mut TcpStream,
-    read_size: usize,
-    pace: Option<Duration>,
-) -> (usize, usize) {
-    let mut got = 0usize;
-    let mut buf = vec![0u8; read_size];
-    let mut want = vec![0u8; read_size];
-    let mut max_rss = 0;
-    let mut next_sample = 0;
-    loop {
-        let n = match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => panic!("reading the echo: {e} after {got} bytes"),
-        };
-        pattern_into(got, &mut want[..n]);
-        if buf[..n] != want[..n] {
-            let at = buf[..n].iter().zip(&want[..n]).position(|(a, b)| a != b).unwrap();
-            panic!("echo differs at byte {}", got + at);
-        }
-        got += n;
-        if got >= next_sample {
-            max_rss = max_rss.max(peak_rss(srv));
-            next_sample = got + MIB;
-        }
-        if let Some(pace) = pace {
-            thread::sleep(pace);
-        }
-    }
-    (got, max_rss.max(peak_rss(srv)))
+/// Reads the echo of the pattern to EOF, `read_size` bytes at a time; checks
+/// every byte and samples the server's RSS every MiB. Returns the bytes read
+/// and the largest RSS seen.
+fn read_pattern_echo(srv: &Server, stream: &mut TcpStream, read_size: usize) -> (usize, usize) {
+    let mut echo = EchoReader::new(read_size);
+    while echo.read(srv, stream) > 0 {}
+    (echo.got, echo.max_rss.max(peak_rss(srv)))
 }
 
-/// A client that shrinks its receive window and reads slowly but steadily
-/// (never silent, never stopped) while it writes as fast as the server reads.
-/// The server's unsent output stays between half and all of `--max-pending`
-/// and never empties; what it keeps for it must stay bounded all the same.
+/// Reads the echo of the pattern, checking every byte and sampling the
+/// server's RSS every MiB.
+struct EchoReader {
+    /// Echo bytes read and checked so far.
+    got: usize,
+    /// Where one read lands.
+    buf: Vec<u8>,
+    /// The pattern those bytes must equal.
+    want: Vec<u8>,
+    /// The largest server RSS sampled.
+    max_rss: usize,
+    /// `got` at which to sample the RSS next.
+    next_sample: usize,
+}
+
+impl EchoReader {
+    fn new(read_size: usize) -> Self {
+        EchoReader {
+            got: 0,
+            buf: vec![0; read_size],
+            want: vec![0; read_size],
+            max_rss: 0,
+            next_sample: 0,
+        }
+    }
+
+    /// One read (blocking): the bytes it brought, checked; 0 at EOF.
+    fn read(&mut self, srv: &Server, stream: &mut TcpStream) -> usize {
+        let n = loop {
+            match stream.read(&mut self.buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => panic!("reading the echo: {e} after {} bytes", self.got),
+            }
+        };
+        pattern_into(self.got, &mut self.want[..n]);
+        if let Some(at) = self.buf[..n].iter().zip(&self.want[..n]).position(|(a, b)| a != b) {
+            panic!("echo differs at byte {}", self.got + at);
+        }
+        self.got += n;
+        if self.got >= self.next_sample {
+            self.max_rss = self.max_rss.max(peak_rss(srv));
+            self.next_sample = self.got + MIB;
+        }
+        n
+    }
+}
+
+/// A client that shrinks its receive window to 4 KiB (so every send the
+/// server makes is cut short) and, in one thread, alternates: write all the
+/// kernel will take at once (MSG_DONTWAIT), then read one 4 KiB piece of the echo. Its reading is always behind its
+/// writing, by construction rather than by a pause: the server's unsent
+/// output climbs to `--max-pending`, keeps being appended to while partly
+/// sent, and stays between half and all of it until the writing ends. What
+/// the server keeps for it must stay bounded all the same.
 fn slow_reader_with_a_small_window_costs_bounded_memory(backend: &str) {
     const TOTAL: usize = 40 * MIB;
+    const PIECE: usize = 4096;
     let pending = MAX_PENDING.to_string();
     let srv = Server::start(backend, &["--max-pending", &pending, "--array-len", "10"]);
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
+    socket.set_recv_buffer_size(PIECE).unwrap();
     socket.connect_timeout(&srv.addr("tcp-echo").into(), IO_TIMEOUT).unwrap();
     let mut stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let pusher = thread::spawn(move || {
-        let (tx, _rx) = mpsc::channel();
-        let sent = push(&mut writer, 0, TOTAL, &tx);
-        assert_eq!(sent, TOTAL, "a write stalled for {IO_TIMEOUT:?} with the client reading");
-        writer.shutdown(Shutdown::Write).unwrap();
-    });
-    // The pause after each read is the client's slowness, the behaviour under test.
-    let pace = Some(Duration::from_micros(100));
     let before = peak_rss(&srv);
-    let (got, max_rss) = read_pattern_echo(&srv, &mut stream, 4096, pace);
-    pusher.join().unwrap();
+    let mut echo = EchoReader::new(PIECE);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut sent = 0;
+    while sent < TOTAL {
+        // Never both blocked: whatever was written and not yet read back is
+        // in flight, so the read below always has something coming.
+        while sent < TOTAL {
+            let len = chunk.len().min(TOTAL - sent);
+            pattern_into(sent, &mut chunk[..len]);
+            match socket2::SockRef::from(&stream).send_with_flags(&chunk[..len], libc::MSG_DONTWAIT)
+            {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => panic!("writing to tcp-echo: {e} after {sent} bytes"),
+            }
+        }
+        if sent > echo.got {
+            assert!(echo.read(&srv, &mut stream) > 0, "EOF after {} of {sent} bytes", echo.got);
+        }
+    }
+    stream.shutdown(Shutdown::Write).unwrap();
+    while echo.read(&srv, &mut stream) > 0 {}
+    let (got, max_rss) = (echo.got, echo.max_rss.max(peak_rss(&srv)));
     assert_eq!(got, TOTAL, "echo ended early: {got} of {TOTAL} bytes");
     // Generous: 16 times --max-pending more than before; a server that keeps
     // what it has sent grows by about the whole 40 MiB.
