@@ -58,13 +58,7 @@ fn field(run: &Run, key: &str) -> String {
 
 /// Asserts a load run succeeded: exit 0, errors=0, every message measured.
 fn assert_clean_load(run: &Run, conns: u64, msgs: u64) {
-    assert!(
-        run.status.success(),
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        run.status,
-        run.stdout,
-        run.stderr
-    );
+    run.assert_success();
     assert_eq!(field(run, "errors"), "0", "{}", run.stdout);
     assert_eq!(field(run, "messages"), (conns * msgs).to_string(), "{}", run.stdout);
     assert_eq!(field(run, "conns"), conns.to_string());
@@ -75,7 +69,7 @@ fn ping_gets_every_reply(backend: &str) {
     let srv = Server::start(backend, &["--array-len", "10"]);
     let addr = srv.addr("udp-ping").to_string();
     let run = ping(&addr, &["-c", "4", "-W", CLIENT_TIMEOUT]);
-    assert!(run.status.success(), "{}\n{}\n{}", run.status, run.stdout, run.stderr);
+    run.assert_success();
     assert!(
         run.stdout.contains("4 packets transmitted, 4 received, 0% packet loss"),
         "{}",
@@ -92,7 +86,7 @@ fn ping_replies_have_the_asked_size(backend: &str) {
     let srv = Server::start(backend, &["--array-len", "10"]);
     let addr = srv.addr("udp-ping").to_string();
     let run = ping(&addr, &["-c", "2", "-s", "1000", "-W", CLIENT_TIMEOUT]);
-    assert!(run.status.success(), "{}\n{}\n{}", run.status, run.stdout, run.stderr);
+    run.assert_success();
     assert_eq!(run.stdout.matches("1000 bytes from ").count(), 2, "{}", run.stdout);
     assert!(run.stdout.contains("2 packets transmitted, 2 received, 0% packet loss"));
 }

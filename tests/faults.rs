@@ -40,17 +40,6 @@ fn stats_lines(stderr: &str) -> usize {
     stderr.lines().filter(|l| l.contains("stats: ")).count()
 }
 
-fn echo_roundtrip(stream: &mut TcpStream, message: &[u8]) {
-    write_or_fail(stream, message);
-    expect_bytes(stream, message);
-}
-
-/// Half-closes `stream`, expects nothing more but the server's EOF, and drops it.
-fn close_cleanly(mut stream: TcpStream) {
-    stream.shutdown(Shutdown::Write).unwrap();
-    assert_bytes_eq(&read_to_eof(&mut stream), b"");
-}
-
 /// Sends the SIGTERM, closes `clients` cleanly, and expects exit 0 after a full drain.
 fn terminate_after_closing(srv: Server, clients: Vec<TcpStream>) -> Finished {
     for client in clients {

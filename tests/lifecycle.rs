@@ -207,10 +207,10 @@ fn impossible_settings_fail_with_a_message_naming_the_flag() {
 #[test]
 fn help_exits_zero_and_mentions_serve() {
     let run = run_to_exit(&["--help"]);
-    assert!(run.status.success(), "exit {}\n{}", run.status, run.stderr);
+    run.assert_success();
     assert!(run.stdout.contains("serve"), "help:\n{}", run.stdout);
     let run = run_to_exit(&["serve", "--help"]);
-    assert!(run.status.success(), "exit {}\n{}", run.status, run.stderr);
+    run.assert_success();
     for flag in ["--host", "--backend", "--max-frame", "--array-len"] {
         assert!(run.stdout.contains(flag), "serve --help lacks {flag}:\n{}", run.stdout);
     }

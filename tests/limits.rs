@@ -45,18 +45,6 @@ fn peak_rss(srv: &Server) -> usize {
     proc_status_bytes(srv.pid(), "VmHWM")
 }
 
-/// One echo round trip.
-fn echo_roundtrip(stream: &mut TcpStream, message: &[u8]) {
-    write_or_fail(stream, message);
-    expect_bytes(stream, message);
-}
-
-/// Half-closes `stream`, expects nothing more but the server's EOF, and drops it.
-fn close_cleanly(mut stream: TcpStream) {
-    stream.shutdown(Shutdown::Write).unwrap();
-    assert_bytes_eq(&read_to_eof(&mut stream), b"");
-}
-
 /// Stream byte `i` of a sequence in which every position is distinct enough
 /// that a lost, repeated or reordered block shows.
 fn pattern_into(offset: usize, out: &mut [u8]) {

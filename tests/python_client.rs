@@ -22,12 +22,6 @@ fn python_client_sees_the_whole_contract(backend: &str) {
     }
     command.args(["--array-len", "1000"]);
     let run = run_command(command);
-    assert!(
-        run.status.success(),
-        "contract.py failed ({}):\n{}{}",
-        run.status,
-        run.stdout,
-        run.stderr
-    );
+    run.assert_success();
     assert!(run.stdout.contains("checks passed"), "stdout:\n{}", run.stdout);
 }

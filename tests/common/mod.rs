@@ -336,6 +336,26 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// Asserts exit 0, showing everything the run printed if not.
+    pub fn assert_success(&self) {
+        let Run { status, stdout, stderr } = self;
+        assert!(status.success(), "{status}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    }
+}
+
+/// One echo round trip.
+pub fn echo_roundtrip(stream: &mut TcpStream, message: &[u8]) {
+    write_or_fail(stream, message);
+    expect_bytes(stream, message);
+}
+
+/// Half-closes `stream`, expects nothing more but the server's EOF, and drops it.
+pub fn close_cleanly(mut stream: TcpStream) {
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_bytes_eq(&read_to_eof(&mut stream), b"");
+}
+
 /// Runs pollmux with `args` to its exit (killed after `PROCESS_DEADLINE`).
 pub fn run_to_exit(args: &[&str]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pollmux"));
