@@ -15,9 +15,6 @@ pub enum Error {
         /// The resolver's error.
         source: std::io::Error,
     },
-    /// `--host` resolved to no address.
-    #[error("host {0:?} has no address")]
-    NoAddress(String),
     /// A socket could not be created or bound (an address in use, a privileged port).
     #[error("cannot bind {service} to {addr}: {source}")]
     Bind {

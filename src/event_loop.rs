@@ -1,7 +1,7 @@
 //! The event loop: wait -> dispatch -> accept / read / write / close, on one thread.
 
 use std::io::IoSlice;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -120,7 +120,10 @@ impl Server {
         if server.config.stats {
             server.stats_due = Some(Instant::now() + STATS_EVERY);
         }
-        let ip = resolve(&server.config.host)?;
+        let host = &server.config.host;
+        let ip = net::first_addr((host.as_str(), 0))
+            .map_err(|source| Error::Resolve { host: host.clone(), source })?
+            .ip();
         let enabled: Vec<(ServiceKind, u16)> =
             server.config.ports.iter().filter_map(|&(k, p)| Some((k, p?))).collect();
         if enabled.iter().any(|&(k, _)| k == ServiceKind::TcpArray) {
@@ -570,14 +573,6 @@ fn settle(fd: BorrowedFd<'_>, conn: &mut Connection, max_pending: usize) -> Next
         }
     }
     Next::Watch(conn.interest(max_pending))
-}
-
-/// The address `host` names: an IP literal, or the first address a name resolves to.
-fn resolve(host: &str) -> Result<std::net::IpAddr, Error> {
-    let mut addrs = (host, 0)
-        .to_socket_addrs()
-        .map_err(|source| Error::Resolve { host: host.into(), source })?;
-    addrs.next().map(|a| a.ip()).ok_or_else(|| Error::NoAddress(host.into()))
 }
 
 /// Lets a repeated warning through at most once per `WARN_EVERY`, counting the rest.

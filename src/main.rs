@@ -242,12 +242,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    for (service, addr) in server.listening() {
-        let _ = writeln!(stdout, "listening {} {addr}", service.name());
-    }
-    let _ = stdout.flush();
-    drop(stdout);
+    print_listening(server.listening());
     let result = server.run();
     if stats {
         info!("stats: {}", server.stats());
@@ -315,17 +310,23 @@ fn serve_baseline(args: ServeArgs, model: baseline::Model) -> ExitCode {
         }
     };
     match server.local_addr() {
-        Ok(addr) => {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "listening tcp-echo {addr}");
-            let _ = stdout.flush();
-        }
+        Ok(addr) => print_listening(&[(ServiceKind::TcpEcho, addr)]),
         Err(e) => {
             error!("getsockname: {e}");
             return ExitCode::FAILURE;
         }
     }
     server.run()
+}
+
+/// The `listening <service> <address>` lines scripts and tests wait on: all
+/// of them once every socket is bound, then flushed.
+fn print_listening(listening: &[(ServiceKind, std::net::SocketAddr)]) {
+    let mut stdout = std::io::stdout().lock();
+    for (service, addr) in listening {
+        let _ = writeln!(stdout, "listening {} {addr}", service.name());
+    }
+    let _ = stdout.flush();
 }
 
 /// `pollmux ping`: exit 0 if any reply came back, 1 if none, 2 on bad flags or errors.

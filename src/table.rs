@@ -130,8 +130,6 @@ impl Entry {
 pub struct Table {
     /// `entries[fd]` is the entry of descriptor `fd`, if it is open.
     entries: Vec<Option<Entry>>,
-    /// How many entries are `Some`.
-    open: usize,
     /// How many entries are TCP connections.
     connections: usize,
 }
@@ -149,7 +147,6 @@ impl Table {
         }
         let old = self.entries[index].replace(entry);
         debug_assert!(old.is_none(), "descriptor {fd} was already in the table");
-        self.open += 1;
         fd
     }
 
@@ -166,7 +163,6 @@ impl Table {
     /// Takes the entry of `fd` out; dropping it closes the descriptor.
     pub fn remove(&mut self, fd: RawFd) -> Option<Entry> {
         let entry = self.entries.get_mut(usize::try_from(fd).ok()?)?.take()?;
-        self.open -= 1;
         if matches!(entry.socket, Socket::Stream { .. }) {
             self.connections -= 1;
         }
@@ -176,16 +172,6 @@ impl Table {
     /// How many TCP connections are open.
     pub fn connections(&self) -> usize {
         self.connections
-    }
-
-    /// How many descriptors are open.
-    pub fn len(&self) -> usize {
-        self.open
-    }
-
-    /// True when no descriptor is open.
-    pub fn is_empty(&self) -> bool {
-        self.open == 0
     }
 
     /// Every open descriptor.

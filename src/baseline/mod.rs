@@ -9,7 +9,7 @@ pub mod sequential;
 pub mod threads;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use log::{debug, info, warn};
@@ -59,11 +59,8 @@ impl Baseline {
     /// then binds tcp-echo on `host:port`.
     pub fn bind(model: Model, host: &str, port: u16) -> Result<Baseline, Error> {
         exit_on_signal()?;
-        let addr = (host, port)
-            .to_socket_addrs()
-            .map_err(|source| Error::Resolve { host: host.into(), source })?
-            .next()
-            .ok_or_else(|| Error::NoAddress(host.into()))?;
+        let addr = net::first_addr((host, port))
+            .map_err(|source| Error::Resolve { host: host.into(), source })?;
         let bind_error = |source| Error::Bind { service: "tcp-echo", addr, source };
         // The event loop's listener (SO_REUSEADDR, backlog 4096), made blocking.
         let listener = TcpListener::from(net::listen_tcp(addr).map_err(bind_error)?);

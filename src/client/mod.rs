@@ -4,16 +4,13 @@ pub mod load;
 pub mod ping;
 
 use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// Resolves `HOST:PORT` (`127.0.0.1:1234`, `[::1]:20000`, `localhost:1236`) to its first address.
 pub fn resolve(target: &str) -> io::Result<SocketAddr> {
-    let mut addrs = target.to_socket_addrs().map_err(|e| {
+    crate::sys::net::first_addr(target).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot resolve {target:?} (expected HOST:PORT): {e}"))
-    })?;
-    addrs.next().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, format!("{target:?} has no address"))
     })
 }
 

@@ -124,15 +124,6 @@ impl Poller {
         })
     }
 
-    /// Which backend this is.
-    pub fn kind(&self) -> BackendKind {
-        match self {
-            Poller::Poll(_) => BackendKind::Poll,
-            Poller::Select(_) => BackendKind::Select,
-            Poller::Epoll(_) => BackendKind::Epoll,
-        }
-    }
-
     /// Starts watching `fd`. select refuses descriptors it cannot hold.
     pub fn add(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> Result<(), SysError> {
         match self {

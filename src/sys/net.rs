@@ -1,7 +1,7 @@
 //! The socket calls: socket/bind/listen (via socket2), accept4, recv, send, sendmsg, recvfrom, sendto (via nix).
 
 use std::io::IoSlice;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -10,6 +10,15 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 /// The listen(2) backlog: the kernel caps it at net.core.somaxconn (4096 on recent kernels).
 const BACKLOG: i32 = 4096;
+
+/// The first address `addrs` names: an IP literal as it is, a name through
+/// getaddrinfo(3) (which may open sockets of its own to ask a DNS server).
+pub fn first_addr(addrs: impl ToSocketAddrs) -> std::io::Result<SocketAddr> {
+    addrs
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+}
 
 /// socket + setsockopt(SO_REUSEADDR) + bind + listen: a non-blocking TCP listener.
 /// SO_REUSEADDR lets a restarted server bind while old connections sit in TIME_WAIT.
