@@ -2,10 +2,14 @@
 //! the tokio peer and two blocking floors. Each prints `listening <service> <address>`
 //! like `pollmux serve`, so the harness starts every server the same way.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
+
+use pollmux::output::Output;
+use pollmux::service::DatagramService;
+use pollmux::service::array::ArrayRequests;
 
 /// Prints the `listening` line and flushes: the harness waits for it.
 fn announce(service: &str, addr: std::net::SocketAddr) {
@@ -84,17 +88,15 @@ async fn tokio_echo_connection(mut stream: tokio::net::TcpStream) {
     }
 }
 
-/// The array in wire form, byte for byte what `pollmux serve --tcp-array` holds:
-/// a[i] = i as little-endian float64.
-pub fn build_array(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as f64).to_le_bytes()).collect::<Vec<[u8; 8]>>().into_flattened()
-}
-
 /// The floor for the array: a blocking server that answers tcp-array's
 /// `OFFSET:COUNT` frames with one plain blocking `send(2)` of the slice,
 /// straight from the same buffer. One connection at a time.
 pub fn blocking_array(addr: &str, len: usize) -> ExitCode {
-    let data = build_array(len);
+    // Byte for byte what `pollmux serve --tcp-array` holds.
+    let Ok(data) = pollmux::service::array::build(len) else {
+        eprintln!("cannot allocate {len} float64 values");
+        return ExitCode::FAILURE;
+    };
     let listener = match TcpListener::bind(addr) {
         Ok(listener) => listener,
         Err(e) => {
@@ -117,37 +119,29 @@ pub fn blocking_array(addr: &str, len: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Answers requests on one connection until EOF.
+/// Answers requests on one connection until EOF, with pollmux's own tcp-array
+/// state machine: only the sending differs, each reply's header and then its
+/// slice of `data` in one blocking send(2) each.
 fn serve_array(stream: &mut TcpStream, data: &[u8]) -> io::Result<()> {
+    let mut requests = ArrayRequests::new(data.len() / 8, u32::MAX);
+    let mut out = Output::default();
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let mut head = [0u8; 4];
-        match stream.read_exact(&mut head) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e),
+        let len = stream.read(&mut buf)?;
+        if len == 0 {
+            return Ok(());
         }
-        let mut request = vec![0u8; u32::from_be_bytes(head) as usize];
-        stream.read_exact(&mut request)?;
-        let range = std::str::from_utf8(&request)
-            .ok()
-            .and_then(|r| r.split_once(':'))
-            .and_then(|(o, c)| Some((o.parse::<usize>().ok()?, c.parse::<usize>().ok()?)))
-            .and_then(|(o, c)| {
-                let end = o.checked_add(c)?;
-                (end * 8 <= data.len() && c * 8 < u32::MAX as usize).then_some(o * 8..end * 8)
-            });
-        let Some(range) = range else {
-            let message = b"bad request";
-            let mut reply = ((1 + message.len()) as u32).to_be_bytes().to_vec();
-            reply.push(1);
-            reply.extend_from_slice(message);
-            send_all(stream, &reply)?;
-            continue;
-        };
-        let mut header = ((1 + range.len()) as u32).to_be_bytes().to_vec();
-        header.push(0);
-        send_all(stream, &header)?;
-        send_all(stream, &data[range])?;
+        requests.on_data(&buf[..len], &mut out).map_err(io::Error::other)?;
+        while !out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 16];
+            let count = out.io_slices(data, &mut slices);
+            let mut sent = 0;
+            for slice in &slices[..count] {
+                send_all(stream, slice)?;
+                sent += slice.len();
+            }
+            out.consume(sent);
+        }
     }
 }
 
@@ -167,7 +161,7 @@ fn send_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
 }
 
 /// The floor for UDP ping: a blocking recvfrom/sendto loop answering
-/// `PING...` with `PONG...` exactly as pollmux's udp-ping does.
+/// `PING...` with `PONG...` through pollmux's own udp-ping answer.
 pub fn blocking_udp_pong(addr: &str) -> ExitCode {
     let socket = match UdpSocket::bind(addr) {
         Ok(socket) => socket,
@@ -187,11 +181,7 @@ pub fn blocking_udp_pong(addr: &str) -> ExitCode {
                 continue;
             }
         };
-        reply.clear();
-        reply.extend_from_slice(b"PONG");
-        if let Some(rest) = buf[..len].strip_prefix(b"PING") {
-            reply.extend_from_slice(rest);
-        }
+        DatagramService::Ping.answer(&buf[..len], &mut reply);
         if let Err(e) = socket.send_to(&reply, from) {
             eprintln!("sendto {from}: {e}");
         }

@@ -778,27 +778,35 @@ fn array_table(array: &HashMap<Server, Cell<ArrayCell>>, targets: &mut Vec<Targe
     t
 }
 
+/// One line per server: `pick` of its cell at each x (connections, or idle
+/// connections) that has one.
+fn series_over(
+    servers: &[Server],
+    xs: &[u64],
+    cells: &HashMap<(Server, u64), Cell<EchoCell>>,
+    pick: fn(&EchoCell) -> f64,
+) -> Vec<Series> {
+    servers
+        .iter()
+        .map(|&server| Series {
+            name: server.name().into(),
+            points: xs
+                .iter()
+                .filter_map(|&x| {
+                    let cell = cells.get(&(server, x))?.as_ref().ok()?;
+                    Some((x as f64, pick(cell)))
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// Writes the SVG plots into `dir`; returns their file names.
 pub fn plots(plan: &Plan, results: &Results, dir: &Path) -> Result<Vec<(String, String)>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
     let mut written = Vec::new();
     if let Some(echo) = &results.echo {
-        let series = |pick: fn(&EchoCell) -> f64| -> Vec<Series> {
-            ECHO_SERVERS
-                .iter()
-                .map(|&s| Series {
-                    name: s.name().into(),
-                    points: plan
-                        .conns
-                        .iter()
-                        .filter_map(|&c| {
-                            let cell = echo.cells.get(&(s, c))?.as_ref().ok()?;
-                            Some((c as f64, pick(cell)))
-                        })
-                        .collect(),
-                })
-                .collect()
-        };
+        let series = |pick| series_over(&ECHO_SERVERS, &plan.conns, &echo.cells, pick);
         let max = plan.conns.iter().copied().max().unwrap_or(1000) as f64;
         let path = dir.join("echo_latency.svg");
         plot::figure(
@@ -834,22 +842,7 @@ pub fn plots(plan: &Plan, results: &Results, dir: &Path) -> Result<Vec<(String, 
             .push(("echo_throughput.svg".into(), "TCP echo messages/s against connections".into()));
     }
     if let Some(idle) = &results.idle {
-        let series = |pick: fn(&EchoCell) -> f64| -> Vec<Series> {
-            IDLE_SERVERS
-                .iter()
-                .map(|&s| Series {
-                    name: s.name().into(),
-                    points: plan
-                        .idle
-                        .iter()
-                        .filter_map(|&n| {
-                            let cell = idle.cells.get(&(s, n))?.as_ref().ok()?;
-                            Some((n as f64, pick(cell)))
-                        })
-                        .collect(),
-                })
-                .collect()
-        };
+        let series = |pick| series_over(&IDLE_SERVERS, &plan.idle, &idle.cells, pick);
         let max = plan.idle.iter().copied().max().unwrap_or(10_000) as f64;
         let path = dir.join("idle_latency.svg");
         plot::figure(
