@@ -575,8 +575,8 @@ fn syscall_table(sys: &Syscalls, targets: &mut Vec<Target>) -> Table {
         }
     }
     t.notes.push(
-        "`--stats` counts the server's wait calls, recv calls that returned data or EOF, and send \
-         calls that took bytes (not EAGAIN recvs, accepts or epoll_ctl); messages = bytes-in / 64, \
+        "`--stats` counts the server's wait calls and every recv and send call, those that returned \
+         EAGAIN included (not accepts or epoll_ctl); messages = bytes-in / 64, \
          warm-up included. `strace -c -f` counts every syscall of every thread while attached, \
          accepts and closes of the 100 connections included; strace slows each call, which makes \
          wake-ups batch more events."
