@@ -13,11 +13,11 @@
 mod common;
 
 use common::*;
-use pollmux::sys::{BackendKind, Event, Interest, Poller};
-use std::collections::HashMap;
+use pollmux::fd_map::FdMap;
+use pollmux::sys::{BackendKind, Event, Interest};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -232,7 +232,6 @@ struct Conn {
     written: usize,
     received: usize,
     write_shut: bool,
-    interest: Interest,
 }
 
 enum Outcome {
@@ -255,7 +254,6 @@ impl Conn {
             written: 0,
             received: 0,
             write_shut: false,
-            interest: Interest::READ_WRITE,
         }
     }
 
@@ -357,14 +355,14 @@ impl Conn {
         tally: &mut Tally,
         moved: &mut bool,
     ) -> Outcome {
-        if event.readable || event.closed {
+        if event.readable {
             match self.read_some(rng, buf, tally) {
                 Ok(None) => return Outcome::Done,
                 Ok(Some(m)) => *moved |= m,
                 Err(e) => return Outcome::Failed(e),
             }
         }
-        if event.writable || event.closed {
+        if event.writable {
             match self.write_some(rng, tally) {
                 Ok(m) => *moved |= m,
                 Err(e) => return Outcome::Failed(e),
@@ -478,24 +476,23 @@ fn drive(
     let pool = pool();
     let mut rng = Rng::new(seed);
     let mut tally = Tally::default();
-    let mut poller = Poller::new(BackendKind::Epoll).unwrap();
-    let mut conns: HashMap<RawFd, Conn> = HashMap::new();
+    // The crate's own fd table and wait protocol, as the server uses them.
+    let mut peers: FdMap<Peer> = FdMap::new(BackendKind::Epoll).unwrap();
     let mut next_id = seed << 32;
-    let mut open = |rng: &mut Rng, poller: &mut Poller, conns: &mut HashMap<RawFd, Conn>| {
+    let mut open = |rng: &mut Rng, peers: &mut FdMap<Peer>| {
         let which = rng.below(TCP_SERVICES.len());
         next_id += 1;
         let conn = Conn::open(next_id, TCP_SERVICES[which], tcp[which], rng, pool);
-        poller.add(conn.stream.as_fd(), conn.interest).unwrap();
-        conns.insert(conn.stream.as_raw_fd(), conn);
+        peers.insert(Peer::Tcp(conn), Interest::READ_WRITE).map_err(|(_, e)| e).unwrap();
     };
     for _ in 0..count {
-        open(&mut rng, &mut poller, &mut conns);
+        open(&mut rng, &mut peers);
     }
-    let mut flows: Vec<Flow> =
-        udp.iter().map(|&(service, addr)| Flow::new(service, addr)).collect();
-    for flow in &mut flows {
-        poller.add(flow.socket.as_fd(), Interest::READ).unwrap();
+    let mut flow_fds = Vec::new();
+    for &(service, addr) in &udp {
+        let mut flow = Flow::new(service, addr);
         flow.send_next(&mut rng, pool, &mut tally);
+        flow_fds.push(peers.insert(Peer::Udp(flow), Interest::READ).map_err(|(_, e)| e).unwrap());
     }
     let mut buf = vec![0u8; 64 << 10];
     let mut events = Vec::new();
@@ -503,50 +500,57 @@ fn drive(
     loop {
         let now = Instant::now();
         let running = now < deadline;
-        if !running && conns.is_empty() && flows.iter().all(|f| f.outstanding.is_none()) {
+        let conns = peers.len() - flow_fds.len();
+        let flows_idle = flow_fds.iter().all(|&fd| flow(&mut peers, fd).outstanding.is_none());
+        if !running && conns == 0 && flows_idle {
             return tally;
         }
         assert!(
             now.duration_since(last_progress) < STALL,
-            "no byte moved for {STALL:?}; {} connections open, e.g. {:?}",
-            conns.len(),
-            conns
-                .values()
+            "no byte moved for {STALL:?}; {conns} connections open, e.g. {:?}",
+            peers
+                .iter()
+                .filter_map(|(_, p)| match p {
+                    Peer::Tcp(c) =>
+                        Some((c.id, c.service, c.written, c.script.wire.len(), c.received)),
+                    Peer::Udp(_) => None,
+                })
                 .take(5)
-                .map(|c| (c.id, c.service, c.written, c.script.wire.len(), c.received))
                 .collect::<Vec<_>>()
         );
-        for flow in &mut flows {
+        let mut wake = None;
+        for &fd in &flow_fds {
+            let flow = flow(&mut peers, fd);
             if flow.outstanding.as_ref().is_some_and(|(_, _, due)| now >= *due) {
                 tally.resent += 1;
                 flow.send(&mut tally);
             }
+            wake = wake.into_iter().chain(flow.outstanding.as_ref().map(|o| o.2)).min();
         }
-        let wake = flows.iter().filter_map(|f| f.outstanding.as_ref().map(|o| o.2)).min();
         let timeout = wake
-            .map_or(UDP_RESEND, |w| w.saturating_duration_since(now))
+            .map_or(UDP_RESEND, |w: Instant| w.saturating_duration_since(now))
             .min(Duration::from_millis(100));
-        poller.wait(std::iter::empty(), Some(timeout), &mut events).unwrap();
+        peers.wait(Some(timeout), &mut events).unwrap();
         let mut moved = false;
         for event in &events {
-            if let Some(flow) = flows.iter_mut().find(|f| f.socket.as_raw_fd() == event.fd) {
-                if flow.receive(&mut buf, &mut tally) {
-                    moved = true;
-                    if running {
-                        flow.send_next(&mut rng, pool, &mut tally);
+            let conn = match peers.get_mut(event.fd) {
+                Some(Peer::Udp(flow)) => {
+                    if flow.receive(&mut buf, &mut tally) {
+                        moved = true;
+                        if running {
+                            flow.send_next(&mut rng, pool, &mut tally);
+                        }
                     }
+                    continue;
                 }
-                continue;
-            }
-            let Some(conn) = conns.get_mut(&event.fd) else { continue };
+                Some(Peer::Tcp(conn)) => conn,
+                None => continue,
+            };
             let outcome = conn.on_event(event, &mut rng, &mut buf, &mut tally, &mut moved);
             match outcome {
                 Outcome::Going => {
                     let wanted = conn.wanted();
-                    if wanted != conn.interest {
-                        conn.interest = wanted;
-                        poller.modify(conn.stream.as_fd(), wanted).unwrap();
-                    }
+                    peers.set_interest(event.fd, wanted).unwrap();
                     continue;
                 }
                 Outcome::Done => {
@@ -559,16 +563,39 @@ fn drive(
                 }
             }
             moved = true;
-            let conn = conns.remove(&event.fd).unwrap();
-            poller.remove(conn.stream.as_fd()).unwrap();
-            drop(conn);
+            drop(peers.remove(event.fd));
             if running {
-                open(&mut rng, &mut poller, &mut conns);
+                open(&mut rng, &mut peers);
             }
         }
         if moved {
             last_progress = Instant::now();
         }
+    }
+}
+
+/// What one of the soak client's descriptors is.
+enum Peer {
+    /// A TCP connection running its script.
+    Tcp(Conn),
+    /// A UDP flow, one datagram outstanding at a time.
+    Udp(Flow),
+}
+
+impl AsFd for Peer {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Peer::Tcp(conn) => conn.stream.as_fd(),
+            Peer::Udp(flow) => flow.socket.as_fd(),
+        }
+    }
+}
+
+/// The UDP flow on `fd`.
+fn flow(peers: &mut FdMap<Peer>, fd: RawFd) -> &mut Flow {
+    match peers.get_mut(fd) {
+        Some(Peer::Udp(flow)) => flow,
+        _ => unreachable!("fd {fd} is a UDP flow"),
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::io::{self, IoSlice, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -21,7 +21,8 @@ use log::{error, warn};
 use nix::errno::Errno;
 
 use super::{connect_nonblocking, format_us, resolve};
-use crate::sys::{BackendKind, Event, Interest, Poller, SysError, limits, net};
+use crate::fd_map::FdMap;
+use crate::sys::{BackendKind, Event, Interest, SysError, limits, net};
 
 /// Errors logged one by one; past this many they are only counted.
 const MAX_LOGGED_ERRORS: u64 = 10;
@@ -371,14 +372,10 @@ struct Conn {
     started: Instant,
     /// Messages completed, warm-up included.
     done: u64,
-    /// What the poller watches it for.
-    interest: Interest,
 }
 
 /// What a descriptor of a thread is.
 enum Slot {
-    /// Nothing (closed, or never one of ours).
-    Free,
     /// An active connection.
     Active(Box<Conn>),
     /// An idle connection: only its closing is expected.
@@ -399,10 +396,8 @@ enum Turn {
 struct Worker<'a> {
     /// What all threads share.
     shared: &'a Shared<'a>,
-    /// epoll, through the crate's wait interface.
-    poller: Poller,
-    /// `slots[fd]`: what descriptor `fd` is.
-    slots: Vec<Slot>,
+    /// fd -> connection, waiting through epoll (the crate's wait interface).
+    slots: FdMap<Slot>,
     /// Active connections not yet finished.
     active: usize,
     /// The read buffer.
@@ -415,28 +410,26 @@ impl<'a> Worker<'a> {
     /// Connects the thread's share of connections, waits for the other
     /// threads, then runs every connection to its end.
     fn run(shared: &'a Shared<'a>, ids: Vec<usize>, idle: usize) -> Tally {
-        let poller = match Poller::new(BackendKind::Epoll) {
-            Ok(poller) => poller,
+        let slots = match FdMap::new(BackendKind::Epoll) {
+            Ok(slots) => slots,
             Err(e) => {
                 ids.iter().for_each(|id| shared.error(format!("connection {id}: {e}")));
                 shared.barrier.wait();
                 return Tally::new();
             }
         };
-        let mut worker = Worker {
-            shared,
-            poller,
-            slots: Vec::new(),
-            active: 0,
-            buf: vec![0; READ_BUFFER],
-            tally: Tally::new(),
-        };
+        let mut worker =
+            Worker { shared, slots, active: 0, buf: vec![0; READ_BUFFER], tally: Tally::new() };
         worker.connect(ids, idle);
         shared.barrier.wait();
-        for fd in 0..worker.slots.len() as RawFd {
-            if matches!(worker.slots[fd as usize], Slot::Active(_)) {
-                worker.next_message(fd, Instant::now());
-            }
+        let active: Vec<RawFd> = worker
+            .slots
+            .iter()
+            .filter(|(_, slot)| matches!(slot, Slot::Active(_)))
+            .map(|(fd, _)| fd)
+            .collect();
+        for fd in active {
+            worker.next_message(fd, Instant::now());
         }
         worker.serve_all();
         worker.tally
@@ -459,7 +452,6 @@ impl<'a> Worker<'a> {
                     received: 0,
                     started: Instant::now(),
                     done: 0,
-                    interest: Interest::READ,
                 };
                 self.insert(Slot::Active(Box::new(conn))).map_err(|e| e.to_string())
             });
@@ -483,8 +475,7 @@ impl<'a> Worker<'a> {
         let mut events = Vec::new();
         let mut last_heard = Instant::now();
         while self.active > 0 {
-            let none = std::iter::empty();
-            if let Err(e) = self.poller.wait(none, Some(timeout), &mut events) {
+            if let Err(e) = self.slots.wait(Some(timeout), &mut events) {
                 self.fail_all(&format!("epoll_wait: {e}"));
                 return;
             }
@@ -509,7 +500,7 @@ impl<'a> Worker<'a> {
     fn on_event(&mut self, event: Event) -> bool {
         let fd = event.fd;
         let options = self.shared.options;
-        let turn = match self.slots.get_mut(fd as usize) {
+        let turn = match self.slots.get_mut(fd) {
             Some(Slot::Active(conn)) => turn(conn, event, &mut self.buf, options.expect),
             Some(Slot::Idle(stream)) => {
                 // Anything on an idle connection is its end, or bytes nobody asked for.
@@ -521,9 +512,9 @@ impl<'a> Worker<'a> {
                 self.close(fd);
                 return false;
             }
-            _ => return false,
+            None => return false,
         };
-        let Some(Slot::Active(conn)) = self.slots.get_mut(fd as usize) else { return false };
+        let Some(Slot::Active(conn)) = self.slots.get_mut(fd) else { return false };
         match turn {
             Turn::Waiting => {
                 self.rewatch(fd);
@@ -555,7 +546,7 @@ impl<'a> Worker<'a> {
     /// Builds and sends the next message of the connection on `fd`.
     fn next_message(&mut self, fd: RawFd, now: Instant) {
         let options = self.shared.options;
-        let Some(Slot::Active(conn)) = self.slots.get_mut(fd as usize) else { return };
+        let Some(Slot::Active(conn)) = self.slots.get_mut(fd) else { return };
         fill_message(&mut conn.message, conn.id, conn.done, options.size);
         conn.sent = 0;
         conn.received = 0;
@@ -574,17 +565,25 @@ impl<'a> Worker<'a> {
 
     /// Fails every active connection still running.
     fn fail_all(&mut self, why: &str) {
-        for fd in 0..self.slots.len() as RawFd {
-            if let Slot::Active(conn) = &self.slots[fd as usize] {
-                let detail = format!(
-                    "connection {}: {why} (message {}, {} of {} bytes back)",
-                    conn.id,
-                    conn.done,
-                    conn.received,
-                    conn.message.len()
-                );
-                self.fail(fd, detail);
-            }
+        let failed: Vec<(RawFd, String)> = self
+            .slots
+            .iter()
+            .filter_map(|(fd, slot)| match slot {
+                Slot::Active(conn) => Some((
+                    fd,
+                    format!(
+                        "connection {}: {why} (message {}, {} of {} bytes back)",
+                        conn.id,
+                        conn.done,
+                        conn.received,
+                        conn.message.len()
+                    ),
+                )),
+                Slot::Idle(_) => None,
+            })
+            .collect();
+        for (fd, detail) in failed {
+            self.fail(fd, detail);
         }
     }
 
@@ -596,47 +595,36 @@ impl<'a> Worker<'a> {
 
     /// Registers a new connection, watched for input.
     fn insert(&mut self, slot: Slot) -> Result<(), SysError> {
-        let Some(stream) = slot.stream() else { return Ok(()) };
-        self.poller.add(stream.as_fd(), Interest::READ)?;
-        let index = stream.as_raw_fd() as usize;
-        if index >= self.slots.len() {
-            self.slots.resize_with(index + 1, || Slot::Free);
-        }
-        self.active += usize::from(matches!(slot, Slot::Active(_)));
-        self.slots[index] = slot;
+        let active = matches!(slot, Slot::Active(_));
+        self.slots.insert(slot, Interest::READ).map_err(|(_, e)| e)?;
+        self.active += usize::from(active);
         Ok(())
     }
 
-    /// Watches an active connection for what it now wants, if that changed.
+    /// Watches an active connection for what it now wants (the map tells
+    /// the poller only if that changed).
     fn rewatch(&mut self, fd: RawFd) {
-        let Some(Slot::Active(conn)) = self.slots.get_mut(fd as usize) else { return };
-        let interest = conn.wants();
-        if conn.interest == interest {
-            return;
-        }
-        conn.interest = interest;
-        if let Err(e) = self.poller.modify(conn.stream.as_fd(), interest) {
-            let why = format!("connection {}: {e}", conn.id);
+        let Some(Slot::Active(conn)) = self.slots.get(fd) else { return };
+        let (interest, id) = (conn.wants(), conn.id);
+        if let Err(e) = self.slots.set_interest(fd, interest) {
+            let why = format!("connection {id}: {e}");
             self.fail(fd, why);
         }
     }
 
     /// Stops watching `fd` and closes it.
     fn close(&mut self, fd: RawFd) {
-        let slot = std::mem::replace(&mut self.slots[fd as usize], Slot::Free);
-        let Some(stream) = slot.stream() else { return };
-        let _ = self.poller.remove(stream.as_fd());
-        self.active -= usize::from(matches!(slot, Slot::Active(_)));
+        if let Some(slot) = self.slots.remove(fd) {
+            self.active -= usize::from(matches!(slot, Slot::Active(_)));
+        }
     }
 }
 
-impl Slot {
-    /// The socket, unless the slot is free.
-    fn stream(&self) -> Option<&TcpStream> {
+impl AsFd for Slot {
+    fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
-            Slot::Active(conn) => Some(&conn.stream),
-            Slot::Idle(stream) => Some(stream),
-            Slot::Free => None,
+            Slot::Active(conn) => conn.stream.as_fd(),
+            Slot::Idle(stream) => stream.as_fd(),
         }
     }
 }
@@ -668,7 +656,7 @@ fn turn(conn: &mut Conn, event: Event, buf: &mut [u8], expect: Expect) -> Turn {
     {
         return Turn::Failed(why);
     }
-    if !event.readable && !event.closed {
+    if !event.readable {
         return Turn::Waiting;
     }
     let len = match net::recv(conn.stream.as_fd(), buf) {

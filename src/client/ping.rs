@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use super::{format_ms, resolve};
-use crate::sys::{BackendKind, Interest, Poller};
+use crate::fd_map::FdMap;
+use crate::sys::{BackendKind, Interest};
 
 /// The largest UDP payload over IPv4 (65,535 - 20 IP - 8 UDP header bytes).
 pub const MAX_SIZE: usize = 65_507;
@@ -165,7 +166,9 @@ pub fn run(options: &Options, out: &mut impl Write) -> io::Result<Summary> {
     let shown_size = payload(options.count, options.size).len();
     writeln!(out, "PING {} ({addr}): {shown_size} bytes per datagram", options.target)?;
 
-    let mut poller = Poller::new(BackendKind::Poll).map_err(io::Error::other)?;
+    // The one socket, in the crate's fd table: registered once, then waited on.
+    let mut watched = FdMap::new(BackendKind::Poll).map_err(io::Error::other)?;
+    watched.insert(socket.as_fd(), Interest::READ).map_err(|(_, e)| io::Error::other(e))?;
     let mut events = Vec::new();
     let mut buf = vec![0u8; MAX_SIZE + 1];
     let mut summary = Summary::default();
@@ -196,8 +199,7 @@ pub fn run(options: &Options, out: &mut impl Write) -> io::Result<Summary> {
         let deadline = outstanding.front().map(|&(_, sent)| sent + options.timeout);
         let due = [deadline, may_send.then_some(next_send)].into_iter().flatten().min();
         let timeout = due.map(|due| due.saturating_duration_since(now));
-        let watched = std::iter::once((socket.as_fd(), Interest::READ));
-        poller.wait(watched, timeout, &mut events).map_err(io::Error::other)?;
+        watched.wait(timeout, &mut events).map_err(io::Error::other)?;
         if events.is_empty() {
             continue;
         }

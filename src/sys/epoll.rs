@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 
-use super::{Event, Interest, SysError, failed, timeout_millis};
+use super::{Backend, Event, Interest, SysError, failed, timeout_millis};
 
 /// Ready events one epoll_wait can return at first; the buffer doubles when a wait fills it.
 const FIRST_CAPACITY: usize = 256;
@@ -27,39 +27,37 @@ impl EpollBackend {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(failed("epoll_create1"))?;
         Ok(EpollBackend { epoll, buffer: vec![EpollEvent::empty(); FIRST_CAPACITY] })
     }
+}
 
+impl Backend for EpollBackend {
     /// epoll_ctl(EPOLL_CTL_ADD); the descriptor number rides in the event's data.
-    pub fn add(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> Result<(), SysError> {
+    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> Result<(), SysError> {
         self.epoll.add(fd, event(fd, interest)).map_err(failed("epoll_ctl"))
     }
 
     /// epoll_ctl(EPOLL_CTL_MOD).
-    pub fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> Result<(), SysError> {
+    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> Result<(), SysError> {
         self.epoll.modify(fd, &mut event(fd, interest)).map_err(failed("epoll_ctl"))
     }
 
     /// epoll_ctl(EPOLL_CTL_DEL).
-    pub fn remove(&mut self, fd: BorrowedFd<'_>) -> Result<(), SysError> {
+    fn unregister(&mut self, fd: BorrowedFd<'_>) -> Result<(), SysError> {
         self.epoll.delete(fd).map_err(failed("epoll_ctl"))
     }
 
     /// One epoll_wait call.
-    pub fn wait(
-        &mut self,
-        timeout: Option<Duration>,
-        events: &mut Vec<Event>,
-    ) -> Result<(), SysError> {
+    fn wait(&mut self, timeout: Option<Duration>, events: &mut Vec<Event>) -> Result<(), SysError> {
         let ready = self
             .epoll
             .wait(&mut self.buffer, timeout_millis(timeout))
             .map_err(failed("epoll_wait"))?;
         for e in &self.buffer[..ready] {
             let flags = e.events();
+            let broken = flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR);
             events.push(Event {
                 fd: e.data() as i32,
-                readable: flags.contains(EpollFlags::EPOLLIN),
-                writable: flags.contains(EpollFlags::EPOLLOUT),
-                closed: flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR),
+                readable: broken || flags.contains(EpollFlags::EPOLLIN),
+                writable: broken || flags.contains(EpollFlags::EPOLLOUT),
             });
         }
         if ready == self.buffer.len() && ready < MAX_CAPACITY {

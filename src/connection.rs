@@ -1,0 +1,246 @@
+//! One TCP connection: read -> service -> write, its phases and its deadlines.
+//!
+//! A turn reads once (level-triggered: if more is waiting, the next wait says
+//! so), hands the bytes to the service, writes the replies at once, and says
+//! what to watch next. Only the recv, send and shutdown calls of `sys::net` are
+//! made here; the event loop owns the wait and the table.
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
+
+use log::{debug, info};
+use nix::errno::Errno;
+
+use crate::config::Config;
+use crate::output::Output;
+use crate::service::StreamService;
+use crate::stats::Stats;
+use crate::sys::{Event, Interest, net};
+
+/// Slices gathered into one vectored send.
+const MAX_IOV: usize = 64;
+
+/// What a connection's turn needs from the server, lent for the turn.
+#[derive(Debug)]
+pub struct Context {
+    /// The limits.
+    pub config: Config,
+    /// tcp-array's values in wire form: array replies borrow ranges of it.
+    pub array: Vec<u8>,
+    /// The one read buffer: every read is consumed by its service before the next.
+    pub buf: Vec<u8>,
+    /// Syscall and traffic counts.
+    pub stats: Stats,
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading requests and queueing replies.
+    Serving,
+    /// No more requests are served (a protocol violation, or shutdown), but
+    /// input is still read and thrown away: closing a socket with unread input
+    /// makes the kernel send RST and drop replies not yet delivered. Once the
+    /// output drains, the write side is shut (FIN) and the peer's FIN awaited.
+    Discarding,
+    /// The peer sent FIN: send what is owed, then close.
+    Flushing,
+}
+
+/// What to do with a connection after a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Keep it, watched for this.
+    Watch(Interest),
+    /// Close it, for this reason (logged at debug level).
+    Close(&'static str),
+}
+
+/// The state of one TCP connection.
+#[derive(Debug)]
+pub struct Connection {
+    /// The connected socket.
+    fd: OwnedFd,
+    /// Unique over the server's life, unlike the descriptor's number: a due
+    /// timer names the connection it was set for.
+    pub id: u64,
+    /// The service's state machine, holding any partial input (a split frame or character).
+    service: StreamService,
+    /// Bytes owed to the peer.
+    output: Output,
+    /// Where the connection is in its life.
+    phase: Phase,
+    /// Reading is paused because the output passed `--max-pending` (backpressure).
+    paused: bool,
+    /// shutdown(SHUT_WR) has been called.
+    write_shut: bool,
+    /// When bytes last moved either way, for `--idle-timeout`.
+    last_active: Instant,
+    /// The deadline this connection has in the timer heap, if any.
+    pub timer: Option<Instant>,
+}
+
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Connection {
+    /// A new connection in the `Serving` phase, accepted at `now`.
+    pub fn new(fd: OwnedFd, id: u64, service: StreamService, now: Instant) -> Self {
+        Connection {
+            fd,
+            id,
+            service,
+            output: Output::default(),
+            phase: Phase::Serving,
+            paused: false,
+            write_shut: false,
+            last_active: now,
+            timer: None,
+        }
+    }
+
+    /// Bytes still owed to the peer.
+    pub fn owed(&self) -> usize {
+        self.output.pending()
+    }
+
+    /// One turn for a ready connection: read once, serve, write, settle.
+    pub fn on_ready(&mut self, event: Event, cx: &mut Context) -> Next {
+        self.last_active = Instant::now(); // the vDSO's clock_gettime: no syscall
+        // Output already waiting means the send buffer was full: only POLLOUT says it has room.
+        let was_blocked = !self.output.is_empty();
+        if event.readable
+            && self.reads()
+            && let Err(why) = self.read(cx)
+        {
+            return Next::Close(why);
+        }
+        if !self.output.is_empty()
+            && (event.writable || !was_blocked)
+            && let Err(errno) = flush(self.fd.as_fd(), &mut self.output, &cx.array, &mut cx.stats)
+        {
+            debug!("send: {errno}");
+            return Next::Close("send failed");
+        }
+        self.settle(cx.config.max_pending)
+    }
+
+    /// Shutdown has begun: serve nothing more, send what is owed, then close.
+    pub fn begin_drain(&mut self, cx: &Context) -> Next {
+        if self.phase == Phase::Serving {
+            self.service.on_eof(&mut self.output);
+            self.phase = Phase::Discarding;
+        }
+        self.settle(cx.config.max_pending)
+    }
+
+    /// When this connection next needs the loop without any I/O: the idle timeout.
+    pub fn deadline(&self, config: &Config) -> Option<Instant> {
+        config.idle_timeout.map(|timeout| self.last_active + timeout)
+    }
+
+    /// A deadline of this connection came due at `now`.
+    pub fn on_deadline(&mut self, now: Instant, cx: &Context) -> Next {
+        if self.deadline(&cx.config).is_some_and(|due| now >= due) {
+            return Next::Close("idle timeout");
+        }
+        self.settle(cx.config.max_pending)
+    }
+
+    /// True while input is wanted: serving (unless paused) or discarding.
+    /// A hang-up is reported as readable whatever the interest, so this is
+    /// asked again before reading.
+    fn reads(&self) -> bool {
+        match self.phase {
+            Phase::Serving => !self.paused,
+            Phase::Discarding => true,
+            Phase::Flushing => false,
+        }
+    }
+
+    /// One recv(2): bytes go to the service (or are thrown away), EOF starts
+    /// the flush. `Err` names why the connection must close.
+    fn read(&mut self, cx: &mut Context) -> Result<(), &'static str> {
+        cx.stats.recvs += 1;
+        match net::recv(self.fd.as_fd(), &mut cx.buf) {
+            // the peer sent FIN: what it is owed is still sent (half-close)
+            Ok(0) => {
+                if self.phase == Phase::Serving {
+                    self.service.on_eof(&mut self.output);
+                }
+                self.phase = Phase::Flushing;
+            }
+            // bytes: the service turns them into replies (or they are discarded)
+            Ok(len) => {
+                cx.stats.bytes_in += len as u64;
+                if self.phase == Phase::Serving
+                    && let Err(violation) = self.service.on_data(&cx.buf[..len], &mut self.output)
+                {
+                    info!("closing after owed replies: {violation}");
+                    self.phase = Phase::Discarding;
+                }
+            }
+            // a spurious wake-up
+            Err(Errno::EAGAIN) => {}
+            // ECONNRESET and the like: the peer is gone
+            Err(_) => return Err("recv failed"),
+        }
+        Ok(())
+    }
+
+    /// After a turn: close a connection that is done, shut the write side of
+    /// one that is discarding, and otherwise say what to watch next.
+    fn settle(&mut self, max_pending: usize) -> Next {
+        if self.output.is_empty() {
+            match self.phase {
+                Phase::Flushing => return Next::Close("done"),
+                Phase::Discarding if !self.write_shut => {
+                    self.write_shut = true;
+                    if net::shutdown_write(self.fd.as_fd()).is_err() {
+                        return Next::Close("shutdown failed");
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Reading pauses when more than `max_pending` bytes are owed and
+        // resumes below half of it, so a peer that does not read costs bounded memory.
+        let pending = self.output.pending();
+        if pending > max_pending {
+            self.paused = true;
+        } else if pending <= max_pending / 2 {
+            self.paused = false;
+        }
+        Next::Watch(Interest { readable: self.reads(), writable: !self.output.is_empty() })
+    }
+}
+
+/// Sends what is owed until it is all sent or the kernel's buffer is full.
+fn flush(
+    fd: BorrowedFd<'_>,
+    output: &mut Output,
+    array: &[u8],
+    stats: &mut Stats,
+) -> Result<(), Errno> {
+    loop {
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let count = output.io_slices(array, &mut slices);
+        let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
+        stats.sends += 1;
+        let sent = match net::send(fd, &slices[..count]) {
+            Ok(sent) => sent,
+            Err(Errno::EAGAIN) => return Ok(()),
+            Err(errno) => return Err(errno),
+        };
+        stats.bytes_out += sent as u64;
+        output.consume(sent);
+        // A short send means the buffer is full: trying again would only get EAGAIN.
+        if sent < offered || output.is_empty() {
+            return Ok(());
+        }
+    }
+}
