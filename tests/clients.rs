@@ -19,9 +19,13 @@ common::backend_tests!(
 /// Hang guard of the clients: far longer than any reply should take.
 const CLIENT_TIMEOUT: &str = "20";
 
-/// `pollmux ping ADDR` with `args`, flood-ish (`-i 0`) so no test waits on intervals.
+/// `pollmux ping ADDR` with `args`, flood-ish (`-i 0` unless `args` sets `-i`)
+/// so no test waits on intervals.
 fn ping(addr: &str, args: &[&str]) -> Run {
-    let mut all = vec!["ping", addr, "-i", "0"];
+    let mut all = vec!["ping", addr];
+    if !args.contains(&"-i") {
+        all.extend(["-i", "0"]);
+    }
     all.extend_from_slice(args);
     run_to_exit(&all)
 }
@@ -196,4 +200,14 @@ fn load_to_a_closed_port_fails_with_errors() {
     assert_eq!(run.status.code(), Some(1), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(field(&run, "errors"), "2", "{}", run.stdout);
     assert!(run.stderr.contains("connect"), "{}", run.stderr);
+}
+
+#[test]
+fn ping_to_a_closed_port_in_quick_succession_goes_on_past_icmp_errors() {
+    // Sends 1 µs apart: the port-unreachable of one packet is often still
+    // pending when the next is sent, and fails that send. It is counted, not fatal.
+    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let run = ping(&format!("127.0.0.1:{port}"), &["-c", "50", "-i", "0.000001", "-W", "5"]);
+    assert_eq!(run.status.code(), Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("50 packets transmitted, 0 received"), "{}", run.stdout);
 }

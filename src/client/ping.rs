@@ -186,7 +186,15 @@ pub fn run(options: &Options, out: &mut impl Write) -> io::Result<Summary> {
         let may_send =
             next_seq <= options.count && (!options.interval.is_zero() || outstanding.is_empty());
         if may_send && now >= next_send {
-            socket.send(&payload(next_seq, options.size))?;
+            // A pending ICMP error of an earlier packet fails this send instead
+            // of a recv: count it and send again.
+            if let Err(e) = socket.send(&payload(next_seq, options.size)) {
+                if e.kind() != io::ErrorKind::ConnectionRefused {
+                    return Err(e);
+                }
+                unreachable(out, addr, &mut outstanding, &mut summary)?;
+                continue;
+            }
             outstanding.push_back((next_seq, now));
             summary.transmitted += 1;
             next_seq += 1;
@@ -209,11 +217,7 @@ pub fn run(options: &Options, out: &mut impl Write) -> io::Result<Summary> {
                 Ok(len) => len,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    // The error names no packet: the oldest outstanding is taken as lost.
-                    summary.errors += 1;
-                    let seq = outstanding.pop_front().map(|(seq, _)| seq);
-                    let seq = seq.map_or(String::new(), |s| format!(" seq={s}"));
-                    writeln!(out, "From {addr}:{seq} Destination port unreachable")?;
+                    unreachable(out, addr, &mut outstanding, &mut summary)?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -239,6 +243,19 @@ pub fn run(options: &Options, out: &mut impl Write) -> io::Result<Summary> {
         writeln!(out, "{line}")?;
     }
     Ok(summary)
+}
+
+/// An ICMP port unreachable came back. It names no packet: the oldest
+/// outstanding one is taken as lost, and the error is counted and printed.
+fn unreachable(
+    out: &mut impl Write,
+    addr: SocketAddr,
+    outstanding: &mut VecDeque<(u64, Instant)>,
+    summary: &mut Summary,
+) -> io::Result<()> {
+    summary.errors += 1;
+    let seq = outstanding.pop_front().map_or(String::new(), |(seq, _)| format!(" seq={seq}"));
+    writeln!(out, "From {addr}:{seq} Destination port unreachable")
 }
 
 #[cfg(test)]
