@@ -50,7 +50,10 @@ fn wait_until_server_side_shut(server: SocketAddr, client: &TcpStream) {
 
 /// Sends bytes the server will never read as requests, then FIN, then reads
 /// everything: the whole reply must arrive, then EOF, not a reset.
+/// TCP_CORK holds the bytes back until the FIN, so both arrive in one segment
+/// and the server wakes once, to readable and hung up at the same time.
 fn send_junk_and_fin_then_expect(stream: &mut TcpStream, expected: &[u8]) {
+    socket2::SockRef::from(&*stream).set_tcp_cork(true).unwrap();
     stream.write_all(b"after your FIN").unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
     let (got, closed) = read_until_closed(stream);
