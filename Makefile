@@ -18,6 +18,7 @@ test:
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) fmt --check
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
 
 fmt:
 	$(CARGO) fmt

@@ -1,4 +1,4 @@
-//! fd -> value, each descriptor's interest cached and kept in step with the [`Poller`].
+//! fd -> value, each descriptor's interest cached and kept in step with the [`Poller`](crate::sys::Poller).
 //!
 //! The one fd-indexed table: the server's, the load client's and the soak
 //! test's. It owns the poller so that nothing can be registered without being

@@ -1,4 +1,4 @@
-//! The server's fd table: what each descriptor is, with its state, in one [`FdMap`].
+//! The server's fd table: what each descriptor is, with its state, in one [`FdMap`](crate::fd_map::FdMap).
 //!
 //! It is the three dicts of the course's multiplexing server (`sockets`,
 //! `received`, `to_send`, all keyed by fd) made one: an entry holds the socket,

@@ -81,7 +81,7 @@ impl RttStats {
         if self.count == 0 { 0.0 } else { self.sum / self.count as f64 }
     }
 
-    /// ping(8)'s mdev: the standard deviation, sqrt(E[x²] - E[x]²), in nanoseconds.
+    /// ping(8)'s mdev: the standard deviation, `sqrt(E[x²] - E[x]²)`, in nanoseconds.
     pub fn mdev(&self) -> f64 {
         if self.count == 0 {
             return 0.0;

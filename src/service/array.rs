@@ -1,4 +1,4 @@
-//! tcp-array: slices of the float64 array a[i] = i, sent straight from its memory.
+//! tcp-array: slices of the float64 array `a[i] = i`, sent straight from its memory.
 
 use std::ops::Range;
 
@@ -15,7 +15,7 @@ const MAX_COUNT: u64 = (u32::MAX as u64 - 1) / 8;
 /// How many bytes of a bad request an error message quotes.
 const QUOTE_LIMIT: usize = 64;
 
-/// The array of `len` values a[i] = i in wire form: `len * 8` bytes, each
+/// The array of `len` values `a[i] = i` in wire form: `len * 8` bytes, each
 /// value a little-endian float64, whatever the host's byte order.
 /// Fails, rather than aborting, when `len * 8` bytes cannot be reserved.
 pub fn build(len: usize) -> Result<Vec<u8>, std::collections::TryReserveError> {

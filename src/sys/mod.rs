@@ -1,6 +1,6 @@
 //! The syscall layer: one wait protocol over poll(2), select(2) and epoll(7), and the socket calls.
 //!
-//! Every backend implements [`Backend`] the same way, as Redis' `ae_*.c` files
+//! Every backend implements [`Backend`](crate::sys::Backend) the same way, as Redis' `ae_*.c` files
 //! implement `aeApi*`: `register`, `modify` and `unregister` keep the backend's
 //! own copy of the watched set up to date, and `wait` hands that set to the
 //! kernel. poll keeps one `struct pollfd` array across calls and patches it;
