@@ -1,4 +1,4 @@
-//! What to serve and within which limits: plain data, filled in by the CLI.
+//! What to serve and within which limits: plain data, filled in by the CLI (whose flags hold every default).
 
 use std::time::Duration;
 
@@ -26,23 +26,13 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// How long shutdown may spend finishing what is owed.
     pub drain_timeout: Duration,
+    /// After a protocol violation, how long a connection may keep sending
+    /// what is thrown away before it is closed whatever it does.
+    pub linger_timeout: Duration,
+    /// TCP keepalive idle time on every connection; `None`: off.
+    pub keepalive: Option<Duration>,
+    /// UDP replies per second per source address; 0: unlimited.
+    pub udp_rate: u32,
     /// Print syscall and traffic counts every second and at exit.
     pub stats: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            host: "127.0.0.1".into(),
-            backend: BackendKind::Poll,
-            ports: ServiceKind::ALL.iter().map(|&k| (k, Some(k.default_port()))).collect(),
-            array_len: 50_000_000,
-            max_frame: 16 << 20,
-            max_pending: 1 << 20,
-            max_conns: 10_000,
-            idle_timeout: Some(Duration::from_secs(300)),
-            drain_timeout: Duration::from_secs(5),
-            stats: false,
-        }
-    }
 }

@@ -6,6 +6,7 @@
 //! made here; the event loop owns the wait and the table.
 
 use std::io::IoSlice;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
@@ -65,6 +66,8 @@ pub struct Connection {
     /// Unique over the server's life, unlike the descriptor's number: a due
     /// timer names the connection it was set for.
     pub id: u64,
+    /// The peer's address, as accept4 gave it.
+    pub peer: SocketAddr,
     /// The service's state machine, holding any partial input (a split frame or character).
     service: StreamService,
     /// Bytes owed to the peer.
@@ -77,6 +80,8 @@ pub struct Connection {
     write_shut: bool,
     /// When bytes last moved either way, for `--idle-timeout`.
     last_active: Instant,
+    /// When it began discarding after a violation, for `--linger-timeout`.
+    discarding_since: Option<Instant>,
     /// The deadline this connection has in the timer heap, if any.
     pub timer: Option<Instant>,
 }
@@ -89,16 +94,24 @@ impl AsFd for Connection {
 
 impl Connection {
     /// A new connection in the `Serving` phase, accepted at `now`.
-    pub fn new(fd: OwnedFd, id: u64, service: StreamService, now: Instant) -> Self {
+    pub fn new(
+        fd: OwnedFd,
+        id: u64,
+        peer: SocketAddr,
+        service: StreamService,
+        now: Instant,
+    ) -> Self {
         Connection {
             fd,
             id,
+            peer,
             service,
             output: Output::default(),
             phase: Phase::Serving,
             paused: false,
             write_shut: false,
             last_active: now,
+            discarding_since: None,
             timer: None,
         }
     }
@@ -138,17 +151,28 @@ impl Connection {
         self.settle(cx.config.max_pending)
     }
 
-    /// When this connection next needs the loop without any I/O: the idle timeout.
+    /// When this connection next needs the loop without any I/O: the nearer
+    /// of its idle timeout and, once it is discarding, its linger timeout.
     pub fn deadline(&self, config: &Config) -> Option<Instant> {
-        config.idle_timeout.map(|timeout| self.last_active + timeout)
+        let idle = config.idle_timeout.map(|timeout| self.last_active + timeout);
+        let linger = self.discarding_since.map(|since| since + config.linger_timeout);
+        idle.into_iter().chain(linger).min()
     }
 
     /// A deadline of this connection came due at `now`.
     pub fn on_deadline(&mut self, now: Instant, cx: &Context) -> Next {
-        if self.deadline(&cx.config).is_some_and(|due| now >= due) {
+        let config = &cx.config;
+        if self.discarding_since.is_some_and(|since| now >= since + config.linger_timeout) {
+            info!(
+                "closing a connection still sending after {:?} of --linger-timeout",
+                config.linger_timeout
+            );
+            return Next::Close("linger timeout");
+        }
+        if config.idle_timeout.is_some_and(|timeout| now >= self.last_active + timeout) {
             return Next::Close("idle timeout");
         }
-        self.settle(cx.config.max_pending)
+        self.settle(config.max_pending)
     }
 
     /// True while input is wanted: serving (unless paused) or discarding.
@@ -182,6 +206,7 @@ impl Connection {
                 {
                     info!("closing after owed replies: {violation}");
                     self.phase = Phase::Discarding;
+                    self.discarding_since = Some(Instant::now());
                 }
             }
             // a spurious wake-up

@@ -17,6 +17,7 @@ use crate::sys::signal::Signals;
 use crate::sys::{Event, Interest, SysError, net};
 use crate::table::{Entry, Table};
 use crate::timers::Timers;
+use crate::udp_guard::UdpGuard;
 
 /// Connections accepted per listener wake-up, so a flood cannot starve the rest.
 const ACCEPT_BUDGET: usize = 64;
@@ -28,6 +29,14 @@ pub const READ_BUFFER: usize = 64 * 1024;
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// A repeated warning (connection limit, descriptor exhaustion) is logged at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(1);
+/// How long listeners stay out of the wait set after accept4 ran out of
+/// descriptors or memory (unless a connection closes first), as nginx does.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The first and the longest pause after a failed wait call before the next.
+const WAIT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+/// Descriptors kept back from the connection limit: stdio, the signalfd,
+/// epoll's own, every listener and UDP socket, and a few for the resolver.
+const RESERVED_FDS: usize = 32;
 
 /// How the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +56,8 @@ enum Timer {
     Stats,
     /// `--drain-timeout` has passed: cut what is left.
     DrainTimeout,
+    /// Try accepting again after accept4 failed for want of descriptors or memory.
+    ResumeAccept,
     /// A connection's own deadline (idle timeout); stale if the id differs.
     Connection {
         /// Its descriptor.
@@ -65,6 +76,8 @@ struct Lifecycle {
     forced: Option<Signal>,
     /// Listeners are out of the wait set because accept4 ran out of descriptors.
     accept_paused: bool,
+    /// How long to pause after the next failed wait call.
+    wait_backoff: Duration,
     /// How many entries are TCP connections.
     connections: usize,
     /// The id the next connection gets.
@@ -92,6 +105,8 @@ pub struct Server {
     events: Vec<Event>,
     /// Where a datagram's reply is built.
     reply: Vec<u8>,
+    /// Which datagrams get an answer: the loop guard and `--udp-rate`.
+    udp_guard: UdpGuard,
 }
 
 impl Server {
@@ -107,6 +122,7 @@ impl Server {
             warnings: Warnings::default(),
             events: Vec::new(),
             reply: Vec::new(),
+            udp_guard: UdpGuard::new(Vec::new(), config.udp_rate),
             cx: Context {
                 config,
                 array: Vec::new(),
@@ -144,7 +160,44 @@ impl Server {
             }
             server.listening.push((kind, bound));
         }
+        server.guard_udp_ports();
+        server.reconcile_max_conns();
         Ok(server)
+    }
+
+    /// Refuses datagrams from every UDP port this server is configured for
+    /// or bound to: its own sockets, or another server on the same ports.
+    fn guard_udp_ports(&mut self) {
+        let configured =
+            self.cx.config.ports.iter().filter(|(k, _)| k.is_udp()).filter_map(|&(_, p)| p);
+        let bound = self.listening.iter().filter(|(k, _)| k.is_udp()).map(|(_, a)| a.port());
+        let mut ports: Vec<u16> = configured.chain(bound).filter(|&p| p != 0).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        self.udp_guard = UdpGuard::new(ports, self.cx.config.udp_rate);
+    }
+
+    /// Lowers `--max-conns` to what the descriptor limit (and, under select,
+    /// FD_SETSIZE) allows, as Redis lowers `maxclients`, and says so.
+    fn reconcile_max_conns(&mut self) {
+        let asked = self.cx.config.max_conns;
+        let nofile = crate::sys::limits::nofile()
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let mut limit = asked.min(nofile.saturating_sub(RESERVED_FDS));
+        let mut why = format!("RLIMIT_NOFILE {nofile}");
+        if self.table.backend() == crate::sys::BackendKind::Select {
+            let fd_setsize = nix::sys::select::FD_SETSIZE;
+            limit = limit.min(fd_setsize.saturating_sub(RESERVED_FDS));
+            why.push_str(&format!(", select's FD_SETSIZE {fd_setsize}"));
+        }
+        if limit < asked {
+            warn!(
+                "--max-conns {asked} lowered to {limit}: {why}, {RESERVED_FDS} descriptors kept back"
+            );
+        } else {
+            info!("serving at most {limit} connections (--max-conns; {why})");
+        }
+        self.cx.config.max_conns = limit;
     }
 
     /// Each enabled service and the address it is bound to, in flag order.
@@ -169,7 +222,11 @@ impl Server {
             // The wait sleeps until the nearest deadline, or forever when there is none:
             // an idle server makes one blocked call and nothing else.
             let timeout = self.timers.timeout(Instant::now());
-            self.table.wait(timeout, &mut self.events)?;
+            if let Err(e) = self.table.wait(timeout, &mut self.events) {
+                self.wait_failed(e);
+                continue;
+            }
+            self.life.wait_backoff = WAIT_BACKOFF.0;
             self.cx.stats.waits += 1;
             self.cx.stats.ready += self.events.len() as u64;
             // Listeners go last: a descriptor closed earlier in this batch may be
@@ -203,6 +260,12 @@ impl Server {
                 Timer::DrainTimeout => {
                     self.log_cut_connections();
                     return Some(Shutdown::TimedOut);
+                }
+                // the accept back-off is over
+                Timer::ResumeAccept => {
+                    if self.life.accept_paused {
+                        self.set_accepting(true);
+                    }
                 }
                 // a connection's idle deadline (or a stale one, ignored)
                 Timer::Connection { fd, id } => {
@@ -251,15 +314,21 @@ impl Server {
     fn accept_connections(&mut self, listener: RawFd, service: ServiceKind) {
         for _ in 0..ACCEPT_BUDGET {
             let Some(entry) = self.table.get(listener) else { return };
-            match net::accept(entry.as_fd()) {
+            match net::accept(entry.as_fd(), self.cx.config.keepalive) {
                 // a new connection: watch it for input
-                Ok(Some(fd)) => self.add_connection(fd, service),
+                Ok(Some((fd, peer))) => self.add_connection(fd, peer, service),
                 // the accept queue is empty
                 Ok(None) => return,
-                // out of descriptors: stop watching listeners until one closes
-                Err(errno @ (Errno::EMFILE | Errno::ENFILE)) => {
-                    warn!("accept4: {errno}; not accepting until a connection closes");
+                // out of descriptors or memory: stop watching listeners until
+                // a connection closes or the back-off is over (no busy loop)
+                Err(errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
+                    if let Some(more) = self.warnings.accept.allow(Instant::now()) {
+                        warn!(
+                            "accept4: {errno}; not accepting for {ACCEPT_BACKOFF:?} or until a connection closes ({more} more since the last warning)"
+                        );
+                    }
                     self.set_accepting(false);
+                    self.timers.schedule(Instant::now() + ACCEPT_BACKOFF, Timer::ResumeAccept);
                     return;
                 }
                 // the connection died while queued: take the next one
@@ -274,7 +343,7 @@ impl Server {
     }
 
     /// Puts an accepted connection in the table, unless `--max-conns` or the backend refuses it.
-    fn add_connection(&mut self, fd: OwnedFd, service: ServiceKind) {
+    fn add_connection(&mut self, fd: OwnedFd, peer: SocketAddr, service: ServiceKind) {
         let now = Instant::now();
         let config = &self.cx.config;
         if self.life.connections >= config.max_conns {
@@ -290,7 +359,7 @@ impl Server {
         let state = StreamService::new(service, config.array_len, config.max_frame)
             .expect("listeners only serve stream services");
         self.life.next_id += 1;
-        let conn = Connection::new(fd, self.life.next_id, state, now);
+        let conn = Connection::new(fd, self.life.next_id, peer, state, now);
         match self.register(Entry::Connection(Box::new(conn))) {
             Ok(fd) => {
                 self.cx.stats.accepted += 1;
@@ -329,6 +398,14 @@ impl Server {
             };
             stats.datagrams_in += 1;
             stats.bytes_in += len as u64;
+            let is_ping = matches!(service, DatagramService::Ping);
+            let checked = net::ip_addr(&from)
+                .map(|addr| self.udp_guard.check(addr, &buf[..len], is_ping, Instant::now()));
+            if let Some(Err(refusal)) = checked {
+                stats.datagrams_refused += 1;
+                debug!("not answering a datagram from {from}: {refusal:?}");
+                continue;
+            }
             service.answer(&buf[..len], &mut self.reply);
             stats.sends += 1;
             match net::send_to(socket, &self.reply, &from) {
@@ -466,6 +543,16 @@ impl Server {
         drop(entry);
     }
 
+    /// A wait call failed (not EINTR, which the poller absorbs): log it and
+    /// pause before the next, longer each time, so a persistent failure
+    /// neither spins nor ends the server; timers (the drain's too) still fire.
+    fn wait_failed(&mut self, error: SysError) {
+        let pause = self.life.wait_backoff.max(WAIT_BACKOFF.0);
+        warn!("{error}; waiting again in {pause:?}");
+        std::thread::sleep(pause);
+        self.life.wait_backoff = (pause * 2).min(WAIT_BACKOFF.1);
+    }
+
     /// Puts the listeners in or out of the wait set.
     fn set_accepting(&mut self, on: bool) {
         self.life.accept_paused = !on;
@@ -483,6 +570,8 @@ impl Server {
 struct Warnings {
     /// "connection refused" (past `--max-conns`), at most once per `WARN_EVERY`.
     refused: Throttle,
+    /// accept4 ran out of descriptors or memory, at most once per `WARN_EVERY`.
+    accept: Throttle,
     /// A descriptor too large for select(2) has been refused and warned about.
     fd_setsize: bool,
 }

@@ -31,6 +31,8 @@ pub mod sys;
 pub mod table;
 /// The timer heap: every deadline, nearest first.
 pub mod timers;
+/// Which datagrams get an answer: the reflection-loop guard and the per-source budget.
+pub mod udp_guard;
 
 pub use config::Config;
 pub use error::Error;

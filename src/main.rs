@@ -77,9 +77,18 @@ struct ServeArgs {
     /// Seconds of silence after which a connection is closed (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 300.0)]
     idle_timeout: f64,
-    /// Seconds shutdown may spend sending what is owed before cutting connections.
+    /// Seconds shutdown (SIGINT, SIGTERM, SIGHUP) may spend sending what is owed before cutting connections.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     drain_timeout: f64,
+    /// Seconds a connection that broke the protocol may go on sending (read and thrown away) before it is cut.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    linger_timeout: f64,
+    /// Seconds of silence before TCP keepalive probes a peer, so dead peers go away (0: off).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    keepalive: u32,
+    /// UDP replies per second per source address; the rest are not answered (0: unlimited, for benchmarks).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    udp_rate: u32,
     /// Print wait, syscall and byte counts every second and at exit.
     #[arg(long)]
     stats: bool,
@@ -172,6 +181,7 @@ impl ServeArgs {
     fn into_config(self) -> Result<Config, String> {
         let drain_timeout = seconds("--drain-timeout", self.drain_timeout)?;
         let idle_timeout = seconds("--idle-timeout", self.idle_timeout)?;
+        let linger_timeout = seconds("--linger-timeout", self.linger_timeout)?;
         let ports = [
             self.tcp_echo,
             self.tcp_upper,
@@ -190,6 +200,9 @@ impl ServeArgs {
             max_conns: self.max_conns,
             idle_timeout: (!idle_timeout.is_zero()).then_some(idle_timeout),
             drain_timeout,
+            linger_timeout,
+            keepalive: (self.keepalive > 0).then(|| Duration::from_secs(self.keepalive.into())),
+            udp_rate: self.udp_rate,
             stats: self.stats,
         })
     }

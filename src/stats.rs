@@ -23,6 +23,8 @@ pub struct Stats {
     pub datagrams_out: u64,
     /// Replies dropped: a full send buffer, or larger than a datagram can be.
     pub datagrams_dropped: u64,
+    /// Datagrams not answered: from a looping source, a reply, or over `--udp-rate`.
+    pub datagrams_refused: u64,
     /// Connections accepted.
     pub accepted: u64,
     /// Connections closed on arrival: past `--max-conns`, or past select's FD_SETSIZE.
@@ -36,7 +38,7 @@ impl fmt::Display for Stats {
         write!(
             f,
             "waits {} ready {} recvs {} sends {} bytes-in {} bytes-out {} datagrams-in {} \
-             datagrams-out {} datagrams-dropped {} accepted {} refused {} closed {}",
+             datagrams-out {} datagrams-dropped {} datagrams-refused {} accepted {} refused {} closed {}",
             self.waits,
             self.ready,
             self.recvs,
@@ -46,6 +48,7 @@ impl fmt::Display for Stats {
             self.datagrams_in,
             self.datagrams_out,
             self.datagrams_dropped,
+            self.datagrams_refused,
             self.accepted,
             self.refused,
             self.closed

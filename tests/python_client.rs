@@ -9,8 +9,7 @@ use std::process::Command;
 common::backend_tests!(python_client_sees_the_whole_contract);
 
 fn python_client_sees_the_whole_contract(backend: &str) {
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("skipped: python3 not found");
+    if !python3_present() {
         return;
     }
     let srv = Server::start(backend, &["--array-len", "1000"]);

@@ -216,7 +216,7 @@ fn udp_ping_answers_ping_with_pong_and_the_rest(backend: &str) {
 fn udp_ping_answers_anything_else_with_bare_pong(backend: &str) {
     let srv = Server::start(backend, &[]);
     let addr = srv.addr("udp-ping");
-    let others: &[&[u8]] = &[b"", b"hello", b"ping 7", b"PIN", b" PING", b"\xff", b"PONG 1"];
+    let others: &[&[u8]] = &[b"", b"hello", b"ping 7", b"PIN", b" PING", b"\xff"];
     for input in others {
         assert_bytes_eq(&udp_roundtrip(addr, input), b"PONG");
     }

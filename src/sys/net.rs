@@ -3,10 +3,11 @@
 use std::io::IoSlice;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{self, MsgFlags, SockaddrStorage};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 /// The listen(2) backlog: the kernel caps it at net.core.somaxconn (4096 on recent kernels).
 const BACKLOG: i32 = 4096;
@@ -54,15 +55,24 @@ pub fn local_addr(fd: BorrowedFd<'_>) -> std::io::Result<SocketAddr> {
 }
 
 /// accept4(SOCK_NONBLOCK | SOCK_CLOEXEC), then TCP_NODELAY so that small
-/// replies leave at once instead of waiting on Nagle's algorithm.
+/// replies leave at once instead of waiting on Nagle's algorithm, and with
+/// `keepalive` SO_KEEPALIVE and TCP_KEEPIDLE, so a peer that vanished without
+/// a FIN or RST is found out and its connection closed.
 /// `Ok(None)` means no connection was waiting (EAGAIN).
-pub fn accept(listener: BorrowedFd<'_>) -> Result<Option<OwnedFd>, Errno> {
+pub fn accept(
+    listener: BorrowedFd<'_>,
+    keepalive: Option<Duration>,
+) -> Result<Option<(OwnedFd, SocketAddr)>, Errno> {
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
     match SockRef::from(&listener).accept4(flags) {
-        Ok((socket, _peer)) => {
-            // Only fails if the connection already died; recv will tell.
+        Ok((socket, peer)) => {
+            // These only fail if the connection already died; recv will tell.
             let _ = socket.set_tcp_nodelay(true);
-            Ok(Some(socket.into()))
+            if let Some(idle) = keepalive {
+                let _ = socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle));
+            }
+            let peer = peer.as_socket().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+            Ok(Some((socket.into(), peer)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
         Err(e) => Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
@@ -96,6 +106,14 @@ pub fn recv_from(
     buf: &mut [u8],
 ) -> Result<(usize, Option<SockaddrStorage>), Errno> {
     socket::recvfrom::<SockaddrStorage>(fd.as_raw_fd(), buf)
+}
+
+/// A sender's address as std's type, if it is an IP address.
+pub fn ip_addr(from: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = from.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    from.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
 /// sendto(2): one datagram to `to`. Never blocks: the socket is non-blocking,

@@ -1,4 +1,4 @@
-//! The signal descriptor: SIGINT and SIGTERM blocked and delivered through a signalfd in the wait set.
+//! The signal descriptor: SIGINT, SIGTERM and SIGHUP blocked and delivered through a signalfd in the wait set.
 
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -7,10 +7,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::{SysError, failed};
 
-/// The signals that ask the server to stop.
-const STOP_SIGNALS: [Signal; 2] = [Signal::SIGINT, Signal::SIGTERM];
+/// The signals that ask the server to stop (and drain).
+const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
-/// A signalfd for SIGINT and SIGTERM. While it exists those signals are
+/// A signalfd for SIGINT, SIGTERM and SIGHUP. While it exists those signals are
 /// blocked, so they never interrupt a syscall: they wait, as a readable
 /// descriptor, for the loop to read them.
 #[derive(Debug)]

@@ -748,3 +748,26 @@ fn send_signal(pid: i32, signal: libc::c_int) -> nix::Result<()> {
     let signal = nix::sys::signal::Signal::try_from(signal)?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
 }
+
+/// Whether a test's tool (python3, strace, IPv6, raw sockets) is here: `Ok`, or
+/// `Err(why not)`. Missing under CI (the `CI` variable set, as `.ci/run` runs),
+/// the test fails, since CI installs every tool; elsewhere it prints
+/// `skipped: <why>` and the caller returns.
+pub fn tool_present(found: Result<(), String>) -> bool {
+    match found {
+        Ok(()) => true,
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("{why}; CI is set, and CI must run this test (.ci/run installs its tools)")
+        }
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+/// `python3` runs here.
+pub fn python3_present() -> bool {
+    let found = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    tool_present(if found { Ok(()) } else { Err("python3 not found".into()) })
+}

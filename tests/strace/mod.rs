@@ -16,7 +16,8 @@ use std::thread;
 
 use crate::common::{PROCESS_DEADLINE, SERVICES, parse_listening_line};
 
-/// True when `strace` can be run; otherwise prints `skipped: strace not found`.
+/// True when `strace` can be run; otherwise fails under CI, or prints
+/// `skipped: strace not found` (see `common::tool_present`).
 pub fn strace_found() -> bool {
     let found = Command::new("strace")
         .arg("-V")
@@ -24,10 +25,7 @@ pub fn strace_found() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!("skipped: strace not found");
-    }
-    found
+    crate::common::tool_present(if found { Ok(()) } else { Err("strace not found".into()) })
 }
 
 /// `pollmux serve` running under `strace -f`, every syscall traced.
