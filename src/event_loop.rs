@@ -34,9 +34,10 @@ const WARN_EVERY: Duration = Duration::from_secs(1);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The first and the longest pause after a failed wait call before the next.
 const WAIT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
-/// Descriptors kept back from the connection limit: stdio, the signalfd,
-/// epoll's own, every listener and UDP socket, and a few for the resolver.
-const RESERVED_FDS: usize = 32;
+/// Descriptors kept back from the connection limit beyond those the server
+/// already holds (stdio, the signalfd, epoll's own, listeners, UDP sockets):
+/// a few for transient use, such as the resolver's.
+const SPARE_FDS: usize = 4;
 
 /// How the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,19 +184,23 @@ impl Server {
         let asked = self.cx.config.max_conns;
         let nofile = crate::sys::limits::nofile()
             .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        let mut limit = asked.min(nofile.saturating_sub(RESERVED_FDS));
-        let mut why = format!("RLIMIT_NOFILE {nofile}");
-        if self.table.backend() == crate::sys::BackendKind::Select {
-            let fd_setsize = nix::sys::select::FD_SETSIZE;
-            limit = limit.min(fd_setsize.saturating_sub(RESERVED_FDS));
-            why.push_str(&format!(", select's FD_SETSIZE {fd_setsize}"));
-        }
-        if limit < asked {
-            warn!(
-                "--max-conns {asked} lowered to {limit}: {why}, {RESERVED_FDS} descriptors kept back"
-            );
+        // Descriptors are numbered from 0: those up to the highest the server
+        // holds are taken, whatever they are.
+        let held = self.table.fds().max().map_or(0, |fd| fd as usize + 1) + SPARE_FDS;
+        let by_nofile = nofile.saturating_sub(held);
+        let by_select = match self.table.backend() {
+            crate::sys::BackendKind::Select => nix::sys::select::FD_SETSIZE.saturating_sub(held),
+            _ => usize::MAX,
+        };
+        let limit = asked.min(by_nofile).min(by_select);
+        let why = format!("{held} descriptors held or kept spare");
+        if limit == asked {
+            info!("serving at most {limit} connections (--max-conns; RLIMIT_NOFILE {nofile})");
+        } else if limit == by_select {
+            // select's bitmaps hold 1024 descriptors: expected, so not a warning.
+            info!("--max-conns {asked} lowered to {limit}: select's FD_SETSIZE 1024, {why}");
         } else {
-            info!("serving at most {limit} connections (--max-conns; {why})");
+            warn!("--max-conns {asked} lowered to {limit}: RLIMIT_NOFILE {nofile}, {why}");
         }
         self.cx.config.max_conns = limit;
     }
