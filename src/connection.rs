@@ -15,7 +15,7 @@ use nix::errno::Errno;
 
 use crate::config::Config;
 use crate::output::Output;
-use crate::service::StreamService;
+use crate::service::{ServiceKind, StreamService};
 use crate::stats::Stats;
 use crate::sys::{Event, Interest, net};
 
@@ -49,6 +49,25 @@ pub enum Phase {
     Flushing,
 }
 
+/// One connection as the SIGUSR1 table shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The service's name.
+    pub service: &'static str,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// Its phase: serving, paused (backpressure), discarding or flushing.
+    pub phase: &'static str,
+    /// Bytes received from the peer.
+    pub bytes_in: u64,
+    /// Bytes sent to the peer.
+    pub bytes_out: u64,
+    /// Bytes owed and not yet handed to the kernel.
+    pub unsent: usize,
+    /// Time since bytes last moved.
+    pub idle: std::time::Duration,
+}
+
 /// What to do with a connection after a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -67,7 +86,9 @@ pub struct Connection {
     /// timer names the connection it was set for.
     pub id: u64,
     /// The peer's address, as accept4 gave it.
-    pub peer: SocketAddr,
+    peer: SocketAddr,
+    /// The service it was accepted for.
+    kind: ServiceKind,
     /// The service's state machine, holding any partial input (a split frame or character).
     service: StreamService,
     /// Bytes owed to the peer.
@@ -82,6 +103,10 @@ pub struct Connection {
     last_active: Instant,
     /// When it began discarding after a violation, for `--linger-timeout`.
     discarding_since: Option<Instant>,
+    /// Bytes received from the peer.
+    bytes_in: u64,
+    /// Bytes sent to the peer.
+    bytes_out: u64,
     /// The deadline this connection has in the timer heap, if any.
     pub timer: Option<Instant>,
 }
@@ -98,6 +123,7 @@ impl Connection {
         fd: OwnedFd,
         id: u64,
         peer: SocketAddr,
+        kind: ServiceKind,
         service: StreamService,
         now: Instant,
     ) -> Self {
@@ -105,6 +131,7 @@ impl Connection {
             fd,
             id,
             peer,
+            kind,
             service,
             output: Output::default(),
             phase: Phase::Serving,
@@ -112,6 +139,8 @@ impl Connection {
             write_shut: false,
             last_active: now,
             discarding_since: None,
+            bytes_in: 0,
+            bytes_out: 0,
             timer: None,
         }
     }
@@ -134,7 +163,7 @@ impl Connection {
         }
         if !self.output.is_empty()
             && (event.writable || !was_blocked)
-            && let Err(errno) = flush(self.fd.as_fd(), &mut self.output, &cx.array, &mut cx.stats)
+            && let Err(errno) = self.flush(cx)
         {
             debug!("send: {errno}");
             return Next::Close("send failed");
@@ -175,6 +204,46 @@ impl Connection {
         self.settle(config.max_pending)
     }
 
+    /// Sends what is owed until it is all sent or the kernel's buffer is full.
+    fn flush(&mut self, cx: &mut Context) -> Result<(), Errno> {
+        loop {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let count = self.output.io_slices(&cx.array, &mut slices);
+            let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
+            cx.stats.sends += 1;
+            let sent = match net::send(self.fd.as_fd(), &slices[..count]) {
+                Ok(sent) => sent,
+                Err(Errno::EAGAIN) => return Ok(()),
+                Err(errno) => return Err(errno),
+            };
+            cx.stats.bytes_out += sent as u64;
+            self.bytes_out += sent as u64;
+            self.output.consume(sent);
+            // A short send means the buffer is full: trying again would only get EAGAIN.
+            if sent < offered || self.output.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// What the SIGUSR1 table shows of this connection.
+    pub fn row(&self, now: Instant) -> Row {
+        Row {
+            service: self.kind.name(),
+            peer: self.peer,
+            phase: match (self.phase, self.paused) {
+                (Phase::Serving, true) => "paused",
+                (Phase::Serving, false) => "serving",
+                (Phase::Discarding, _) => "discarding",
+                (Phase::Flushing, _) => "flushing",
+            },
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            unsent: self.output.pending(),
+            idle: now.saturating_duration_since(self.last_active),
+        }
+    }
+
     /// True while input is wanted: serving (unless paused) or discarding.
     /// A hang-up is reported as readable whatever the interest, so this is
     /// asked again before reading.
@@ -201,6 +270,7 @@ impl Connection {
             // bytes: the service turns them into replies (or they are discarded)
             Ok(len) => {
                 cx.stats.bytes_in += len as u64;
+                self.bytes_in += len as u64;
                 if self.phase == Phase::Serving
                     && let Err(violation) = self.service.on_data(&cx.buf[..len], &mut self.output)
                 {
@@ -241,31 +311,5 @@ impl Connection {
             self.paused = false;
         }
         Next::Watch(Interest { readable: self.reads(), writable: !self.output.is_empty() })
-    }
-}
-
-/// Sends what is owed until it is all sent or the kernel's buffer is full.
-fn flush(
-    fd: BorrowedFd<'_>,
-    output: &mut Output,
-    array: &[u8],
-    stats: &mut Stats,
-) -> Result<(), Errno> {
-    loop {
-        let mut slices = [IoSlice::new(&[]); MAX_IOV];
-        let count = output.io_slices(array, &mut slices);
-        let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
-        stats.sends += 1;
-        let sent = match net::send(fd, &slices[..count]) {
-            Ok(sent) => sent,
-            Err(Errno::EAGAIN) => return Ok(()),
-            Err(errno) => return Err(errno),
-        };
-        stats.bytes_out += sent as u64;
-        output.consume(sent);
-        // A short send means the buffer is full: trying again would only get EAGAIN.
-        if sent < offered || output.is_empty() {
-            return Ok(());
-        }
     }
 }

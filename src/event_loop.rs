@@ -364,7 +364,7 @@ impl Server {
         let state = StreamService::new(service, config.array_len, config.max_frame)
             .expect("listeners only serve stream services");
         self.life.next_id += 1;
-        let conn = Connection::new(fd, self.life.next_id, peer, state, now);
+        let conn = Connection::new(fd, self.life.next_id, peer, service, state, now);
         match self.register(Entry::Connection(Box::new(conn))) {
             Ok(fd) => {
                 self.cx.stats.accepted += 1;
@@ -432,6 +432,8 @@ impl Server {
         loop {
             let Some(Entry::Signals(signals)) = self.table.get(self.signal_fd()) else { return };
             match signals.read() {
+                // SIGUSR1: show the table, and go on
+                Ok(Some(Signal::SIGUSR1)) => self.dump_table(),
                 Ok(Some(signal)) if self.life.draining => {
                     warn!(
                         "{signal} again: exiting now, cutting {} connections",
@@ -448,6 +450,85 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Writes the fd table to stderr, one line per descriptor, then a
+    /// summary: the course's `sockets`/`received`/`to_send` dicts, made visible.
+    fn dump_table(&self) {
+        use std::fmt::Write as _;
+        use std::io::Write as _;
+        let now = Instant::now();
+        let backend = self.table.backend().name();
+        let mut out = format!("fd table ({backend} backend): {} descriptors\n", self.table.len());
+        let header = [
+            "fd",
+            "kind",
+            "service",
+            "peer",
+            "phase",
+            "bytes-in",
+            "bytes-out",
+            "unsent",
+            "wait",
+            "idle-s",
+        ];
+        let _ = writeln!(out, "{}", table_line(header.map(String::from)));
+        let (mut owed, mut unsent) = (0, 0);
+        for (fd, entry) in self.table.iter() {
+            let wait = match self.table.interest(fd).unwrap_or_default() {
+                Interest { readable: true, writable: true } => "IN|OUT",
+                Interest { readable: true, writable: false } => "IN",
+                Interest { readable: false, writable: true } => "OUT",
+                Interest { readable: false, writable: false } => "-",
+            };
+            let row = match entry {
+                Entry::Connection(conn) => {
+                    let r = conn.row(now);
+                    owed += usize::from(r.unsent > 0);
+                    unsent += r.unsent;
+                    [
+                        fd.to_string(),
+                        "connection".into(),
+                        r.service.into(),
+                        r.peer.to_string(),
+                        r.phase.into(),
+                        r.bytes_in.to_string(),
+                        r.bytes_out.to_string(),
+                        r.unsent.to_string(),
+                        wait.into(),
+                        format!("{:.1}", r.idle.as_secs_f64()),
+                    ]
+                }
+                other => {
+                    let (kind, service) = match other {
+                        Entry::Listener { service, .. } => ("listener", service.name()),
+                        Entry::Datagram { service, .. } => ("udp", service.name()),
+                        _ => ("signalfd", "-"),
+                    };
+                    let dash = || "-".to_string();
+                    [
+                        fd.to_string(),
+                        kind.into(),
+                        service.into(),
+                        dash(),
+                        dash(),
+                        dash(),
+                        dash(),
+                        dash(),
+                        wait.into(),
+                        dash(),
+                    ]
+                }
+            };
+            let _ = writeln!(out, "{}", table_line(row));
+        }
+        let connections = self.life.connections;
+        let _ = writeln!(
+            out,
+            "summary: {connections} connections, {owed} owed {unsent} bytes; {}",
+            self.cx.stats
+        );
+        let _ = std::io::stderr().lock().write_all(out.as_bytes());
     }
 
     /// The signalfd: the first descriptor registered.
@@ -568,6 +649,14 @@ impl Server {
             }
         }
     }
+}
+
+/// One line of the SIGUSR1 table, in aligned columns.
+fn table_line(cells: [String; 10]) -> String {
+    let [fd, kind, service, peer, phase, bytes_in, bytes_out, unsent, wait, idle] = cells;
+    format!(
+        "{fd:>5} {kind:<10} {service:<9} {peer:<22} {phase:<10} {bytes_in:>10} {bytes_out:>10} {unsent:>9} {wait:<6} {idle:>7}"
+    )
 }
 
 /// Warnings that must not flood the log.

@@ -17,6 +17,8 @@ common::backend_tests!(
     tcp_port_in_use_fails_naming_the_address,
     udp_port_in_use_fails_naming_the_address,
     invalid_port_value_fails,
+    sighup_drains_like_sigterm,
+    sigusr1_prints_the_fd_table_and_serving_goes_on,
 );
 
 fn stdout_carries_one_listening_line_per_service(backend: &str) {
@@ -218,4 +220,47 @@ fn help_exits_zero_and_mentions_serve() {
         let flag = format!("--{service}");
         assert!(run.stdout.contains(&flag), "serve --help lacks {flag}:\n{}", run.stdout);
     }
+}
+
+fn sighup_drains_like_sigterm(backend: &str) {
+    let srv = Server::start(backend, &[]);
+    let mut client = connect(srv.addr("tcp-echo"));
+    echo_roundtrip(&mut client, b"before");
+    srv.signal(libc::SIGHUP);
+    srv.wait_for_stderr("no longer accepting");
+    close_cleanly(client);
+    let done = srv.wait();
+    assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
+    assert!(done.stderr.contains("SIGHUP: no longer accepting"), "{}", done.stderr);
+}
+
+fn sigusr1_prints_the_fd_table_and_serving_goes_on(backend: &str) {
+    let srv = Server::start(backend, &[]);
+    let mut client = connect(srv.addr("tcp-upper"));
+    upper_exchange(&mut client);
+    let peer = client.local_addr().unwrap().to_string();
+    srv.signal(libc::SIGUSR1);
+    let stderr = srv.wait_for_stderr("summary: 1 connections");
+    let row = stderr
+        .lines()
+        .find(|l| l.contains(&peer))
+        .unwrap_or_else(|| panic!("no row for {peer}:\n{stderr}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..5], ["connection", "tcp-upper", peer.as_str(), "serving"], "{row}");
+    assert_eq!(&cells[5..9], ["5", "5", "0", "IN"], "bytes in, out, unsent, wait: {row}");
+    for service in SERVICES {
+        assert!(stderr.contains(service), "{service} is not in the table:\n{stderr}");
+    }
+    assert!(stderr.contains("signalfd"), "{stderr}");
+    // The server goes on: the same connection is served, a new one too.
+    upper_exchange(&mut client);
+    upper_exchange(&mut connect(srv.addr("tcp-upper")));
+    close_cleanly(client);
+    assert!(srv.terminate().success());
+}
+
+/// One exchange on a tcp-upper connection.
+fn upper_exchange(client: &mut std::net::TcpStream) {
+    write_or_fail(client, b"hello");
+    expect_bytes(client, b"HELLO");
 }

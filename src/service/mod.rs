@@ -150,6 +150,14 @@ impl DatagramService {
         }
     }
 
+    /// The name used in flags and in `listening` lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatagramService::Upper => ServiceKind::UdpUpper.name(),
+            DatagramService::Ping => ServiceKind::UdpPing.name(),
+        }
+    }
+
     /// Writes the reply to `datagram` into `reply` (cleared first).
     pub fn answer(self, datagram: &[u8], reply: &mut Vec<u8>) {
         reply.clear();

@@ -1,4 +1,4 @@
-//! The signal descriptor: SIGINT, SIGTERM and SIGHUP blocked and delivered through a signalfd in the wait set.
+//! The signal descriptor: SIGINT, SIGTERM, SIGHUP and SIGUSR1 blocked and delivered through a signalfd in the wait set.
 
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -7,10 +7,11 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::{SysError, failed};
 
-/// The signals that ask the server to stop (and drain).
-const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+/// The signals read from the descriptor: three ask the server to stop (and
+/// drain), SIGUSR1 asks for the fd table.
+const SIGNALS: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1];
 
-/// A signalfd for SIGINT, SIGTERM and SIGHUP. While it exists those signals are
+/// A signalfd for SIGINT, SIGTERM, SIGHUP and SIGUSR1. While it exists those signals are
 /// blocked, so they never interrupt a syscall: they wait, as a readable
 /// descriptor, for the loop to read them.
 #[derive(Debug)]
@@ -23,7 +24,7 @@ impl Signals {
     /// rt_sigprocmask(SIG_BLOCK) then signalfd4(SFD_NONBLOCK | SFD_CLOEXEC).
     pub fn new() -> Result<Self, SysError> {
         let mut mask = SigSet::empty();
-        for signal in STOP_SIGNALS {
+        for signal in SIGNALS {
             mask.add(signal);
         }
         mask.thread_block().map_err(failed("rt_sigprocmask"))?;
