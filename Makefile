@@ -15,6 +15,13 @@ run: build
 test:
 	$(CARGO) test --all-targets
 
+# Every client in examples/ against pollmux (all ports free, a small array), then echo_client.py and
+# upper_client.py against each Python reference server in examples/servers/; one line per check.
+# The array clients need numpy.
+.PHONY: examples
+examples: build
+	python3 examples/run.py
+
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) fmt --check

@@ -771,3 +771,44 @@ pub fn python3_present() -> bool {
     let found = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
     tool_present(if found { Ok(()) } else { Err("python3 not found".into()) })
 }
+
+// -------------------------------------------------------- servers not pollmux
+
+impl Server {
+    /// Spawns any server that prints `listening <service> <address>` lines
+    /// (the Python reference servers in examples/servers/, say) and waits until
+    /// each of `services` has printed its line. Killed on drop, like `start`'s.
+    pub fn start_command(mut command: Command, services: &[&str]) -> Server {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        let pid = child.id() as libc::pid_t;
+        let (stdout, stderr, stderr_thread) = collect_output(&mut child);
+        let mut server = Server {
+            child: Some(child),
+            pid,
+            addrs: HashMap::new(),
+            stdout,
+            stderr,
+            stderr_thread: Some(stderr_thread),
+        };
+        while server.addrs.len() < services.len() {
+            let line = server.stdout.recv_timeout(PROCESS_DEADLINE).unwrap_or_else(|_| {
+                panic!(
+                    "{command:?} printed only {:?} (deadline {PROCESS_DEADLINE:?} or exit)\nstderr:\n{}",
+                    server.addrs,
+                    server.stderr()
+                )
+            });
+            let Some((name, addr)) = parse_listening_line(&line) else {
+                panic!("{command:?}: stdout line {line:?} is not `listening <service> <address>`")
+            };
+            assert!(services.contains(&name.as_str()), "{command:?}: unexpected line {line:?}");
+            assert!(server.addrs.insert(name, addr).is_none(), "{command:?}: second {line:?}");
+        }
+        server
+    }
+}
