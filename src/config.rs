@@ -20,6 +20,9 @@ pub struct Config {
     pub max_frame: u32,
     /// Unsent bytes per connection past which reading from it pauses.
     pub max_pending: usize,
+    /// Heap bytes all connections may hold together, input and output; a
+    /// connection that needs more than is left is closed.
+    pub max_buffered: usize,
     /// Connections past which new ones are accepted and closed at once.
     pub max_conns: usize,
     /// A connection silent this long is closed; `None` never closes one for silence.

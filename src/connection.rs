@@ -33,6 +33,8 @@ pub struct Context {
     pub buf: Vec<u8>,
     /// Syscall and traffic counts.
     pub stats: Stats,
+    /// Heap bytes all connections hold together (input and output), for `--max-buffered`.
+    pub buffered: usize,
 }
 
 /// Where a connection is in its life.
@@ -109,6 +111,8 @@ pub struct Connection {
     bytes_out: u64,
     /// The deadline this connection has in the timer heap, if any.
     pub timer: Option<Instant>,
+    /// Its share of `Context::buffered`, as last counted.
+    accounted: usize,
 }
 
 impl AsFd for Connection {
@@ -142,6 +146,7 @@ impl Connection {
             bytes_in: 0,
             bytes_out: 0,
             timer: None,
+            accounted: 0,
         }
     }
 
@@ -168,16 +173,16 @@ impl Connection {
             debug!("send: {errno}");
             return Next::Close("send failed");
         }
-        self.settle(cx.config.max_pending)
+        self.settle(cx)
     }
 
     /// Shutdown has begun: serve nothing more, send what is owed, then close.
-    pub fn begin_drain(&mut self, cx: &Context) -> Next {
+    pub fn begin_drain(&mut self, cx: &mut Context) -> Next {
         if self.phase == Phase::Serving {
             self.service.on_eof(&mut self.output);
             self.phase = Phase::Discarding;
         }
-        self.settle(cx.config.max_pending)
+        self.settle(cx)
     }
 
     /// When this connection next needs the loop without any I/O: the nearer
@@ -189,19 +194,16 @@ impl Connection {
     }
 
     /// A deadline of this connection came due at `now`.
-    pub fn on_deadline(&mut self, now: Instant, cx: &Context) -> Next {
-        let config = &cx.config;
-        if self.discarding_since.is_some_and(|since| now >= since + config.linger_timeout) {
-            info!(
-                "closing a connection still sending after {:?} of --linger-timeout",
-                config.linger_timeout
-            );
+    pub fn on_deadline(&mut self, now: Instant, cx: &mut Context) -> Next {
+        let (linger, idle) = (cx.config.linger_timeout, cx.config.idle_timeout);
+        if self.discarding_since.is_some_and(|since| now >= since + linger) {
+            info!("closing {}: still sending after {linger:?} of --linger-timeout", self.peer);
             return Next::Close("linger timeout");
         }
-        if config.idle_timeout.is_some_and(|timeout| now >= self.last_active + timeout) {
+        if idle.is_some_and(|timeout| now >= self.last_active + timeout) {
             return Next::Close("idle timeout");
         }
-        self.settle(config.max_pending)
+        self.settle(cx)
     }
 
     /// Sends what is owed until it is all sent or the kernel's buffer is full.
@@ -287,9 +289,33 @@ impl Connection {
         Ok(())
     }
 
-    /// After a turn: close a connection that is done, shut the write side of
-    /// one that is discarding, and otherwise say what to watch next.
-    fn settle(&mut self, max_pending: usize) -> Next {
+    /// The connection is closing: its memory leaves the server's total.
+    pub fn release(&mut self, cx: &mut Context) {
+        cx.buffered -= std::mem::take(&mut self.accounted);
+    }
+
+    /// Counts what this connection holds into the server's total; false when
+    /// it grew and the total is now past `--max-buffered`.
+    fn account(&mut self, cx: &mut Context) -> bool {
+        let now = self.service.buffered() + self.output.memory();
+        let grew = now > self.accounted;
+        cx.buffered = cx.buffered - self.accounted + now;
+        self.accounted = now;
+        !grew || cx.buffered <= cx.config.max_buffered
+    }
+
+    /// After a turn: close a connection that is done, or that needs more
+    /// memory than `--max-buffered` has left; shut the write side of one that
+    /// is discarding; and otherwise say what to watch next.
+    fn settle(&mut self, cx: &mut Context) -> Next {
+        if !self.account(cx) {
+            info!(
+                "closing {}: it holds {} bytes, and all connections together {} of --max-buffered {}",
+                self.peer, self.accounted, cx.buffered, cx.config.max_buffered
+            );
+            return Next::Close("--max-buffered");
+        }
+        let max_pending = cx.config.max_pending;
         if self.output.is_empty() {
             match self.phase {
                 Phase::Flushing => return Next::Close("done"),
@@ -302,9 +328,10 @@ impl Connection {
                 _ => {}
             }
         }
-        // Reading pauses when more than `max_pending` bytes are owed and
-        // resumes below half of it, so a peer that does not read costs bounded memory.
-        let pending = self.output.pending();
+        // Reading pauses when more than `max_pending` bytes are owed (or their
+        // queue holds more memory than that) and resumes below half of it, so
+        // a peer that does not read costs bounded memory.
+        let pending = self.output.weight();
         if pending > max_pending {
             self.paused = true;
         } else if pending <= max_pending / 2 {

@@ -129,6 +129,7 @@ impl Server {
                 array: Vec::new(),
                 buf: vec![0; READ_BUFFER],
                 stats: Stats::default(),
+                buffered: 0,
             },
         };
         server.register(Entry::Signals(Signals::new()?))?;
@@ -281,7 +282,7 @@ impl Server {
                     if conn.timer == Some(due) {
                         conn.timer = None;
                     }
-                    let next = conn.on_deadline(now, &self.cx);
+                    let next = conn.on_deadline(now, &mut self.cx);
                     self.apply(fd, next);
                 }
             }
@@ -551,7 +552,7 @@ impl Server {
             match self.table.get_mut(fd) {
                 Some(Entry::Listener { .. } | Entry::Datagram { .. }) => self.close(fd, "shutdown"),
                 Some(Entry::Connection(conn)) => {
-                    let next = conn.begin_drain(&self.cx);
+                    let next = conn.begin_drain(&mut self.cx);
                     self.apply(fd, next);
                 }
                 Some(Entry::Signals(_)) | None => {}
@@ -617,8 +618,9 @@ impl Server {
 
     /// Forgets `fd` in the table and the backend; dropping the entry closes it.
     fn close(&mut self, fd: RawFd, why: &'static str) {
-        let Some(entry) = self.table.remove(fd) else { return };
-        if matches!(entry, Entry::Connection(_)) {
+        let Some(mut entry) = self.table.remove(fd) else { return };
+        if let Entry::Connection(conn) = &mut entry {
+            conn.release(&mut self.cx);
             self.life.connections -= 1;
             self.cx.stats.closed += 1;
             debug!("fd {fd}: closed ({why})");

@@ -66,11 +66,16 @@ struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 50_000_000)]
     array_len: usize,
     /// Largest frame body accepted by tcp-frame and tcp-array; a larger header closes the connection.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
-    max_frame: u32,
+    /// BYTES here and below: a number, optionally with KiB, MiB or GiB.
+    #[arg(long, value_name = "BYTES", default_value = "16MiB")]
+    max_frame: Bytes,
     /// Unsent bytes per connection past which reading from it pauses until half has drained.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
-    max_pending: usize,
+    #[arg(long, value_name = "BYTES", default_value = "1MiB")]
+    max_pending: Bytes,
+    /// Memory all connections may hold together, input and output (array replies are not copies
+    /// and do not count); a connection that needs more than is left is closed.
+    #[arg(long, value_name = "BYTES", default_value = "256MiB")]
+    max_buffered: Bytes,
     /// Connections served at once; past it, new ones are accepted and closed at once.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_conns: usize,
@@ -161,6 +166,32 @@ struct LoadArgs {
     timeout: f64,
 }
 
+/// A size flag: a number of bytes, optionally with a binary unit (`64KiB`, `16MiB`, `1GiB`).
+#[derive(Debug, Clone, Copy)]
+struct Bytes(usize);
+
+impl FromStr for Bytes {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(digits);
+        let shift = match unit.trim() {
+            "" | "B" => 0,
+            "K" | "KiB" => 10,
+            "M" | "MiB" => 20,
+            "G" | "GiB" => 30,
+            _ => {
+                return Err(format!(
+                    "expected a number of bytes such as 65536, 64KiB, 16MiB or 1GiB, got {s:?}"
+                ));
+            }
+        };
+        number.parse::<usize>().ok().and_then(|n| n.checked_mul(1 << shift)).map(Bytes).ok_or_else(
+            || format!("expected a number of bytes such as 65536, 64KiB, 16MiB or 1GiB, got {s:?}"),
+        )
+    }
+}
+
 /// A port flag: a number, or `off`.
 #[derive(Debug, Clone, Copy)]
 struct Port(Option<u16>);
@@ -195,8 +226,14 @@ impl ServeArgs {
             backend: self.backend,
             ports: ServiceKind::ALL.into_iter().zip(ports.map(|p| p.0)).collect(),
             array_len: self.array_len,
-            max_frame: self.max_frame,
-            max_pending: self.max_pending,
+            max_frame: u32::try_from(self.max_frame.0).map_err(|_| {
+                format!(
+                    "--max-frame {} is over 4 GiB, more than a 4-byte length can announce",
+                    self.max_frame.0
+                )
+            })?,
+            max_pending: self.max_pending.0,
+            max_buffered: self.max_buffered.0,
             max_conns: self.max_conns,
             idle_timeout: (!idle_timeout.is_zero()).then_some(idle_timeout),
             drain_timeout,

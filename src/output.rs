@@ -29,14 +29,29 @@ pub struct Output {
     chunks: VecDeque<Chunk>,
     /// How many bytes of the front chunk the kernel has already taken.
     front_sent: usize,
-    /// Bytes still to send, over all chunks (what backpressure counts).
+    /// Bytes still to send, over all chunks.
     pending: usize,
+    /// Heap bytes of the owned buffers (their capacity, sent prefixes included).
+    owned: usize,
 }
 
 impl Output {
     /// Bytes still to send, borrowed array ranges counted by their length.
     pub fn pending(&self) -> usize {
         self.pending
+    }
+
+    /// Heap bytes this queue holds: its owned buffers and its chunk entries
+    /// (the entries' room is given back once the queue drains). Array ranges
+    /// are borrowed, not copies, and count only as an entry.
+    pub fn memory(&self) -> usize {
+        self.owned + self.chunks.len() * std::mem::size_of::<Chunk>()
+    }
+
+    /// What backpressure weighs: the bytes still to send, or the memory held
+    /// if that is more (many tiny replies cost more in entries than in bytes).
+    pub fn weight(&self) -> usize {
+        self.pending.max(self.memory())
     }
 
     /// True when nothing is owed.
@@ -65,10 +80,11 @@ impl Output {
         let Some(Chunk::Bytes(buf)) = self.chunks.back_mut() else {
             unreachable!("a Bytes chunk was just ensured at the back")
         };
-        let before = buf.len();
+        let (before, capacity) = (buf.len(), buf.capacity());
         let result = fill(buf);
         assert!(buf.len() >= before, "write_bytes may only append");
         self.pending += buf.len() - before;
+        self.owned = self.owned + buf.capacity() - capacity;
         if buf.is_empty() {
             self.chunks.pop_back();
         }
@@ -110,8 +126,13 @@ impl Output {
                 return;
             }
             n -= front_left;
-            self.chunks.pop_front();
+            if let Some(Chunk::Bytes(bytes)) = self.chunks.pop_front() {
+                self.owned -= bytes.capacity();
+            }
             self.front_sent = 0;
+        }
+        if self.chunks.is_empty() && self.chunks.capacity() > 64 {
+            self.chunks = VecDeque::new();
         }
     }
 
@@ -155,6 +176,27 @@ mod tests {
         out.push_bytes(&[3; 10]);
         assert_eq!(out.chunks.len(), 1, "the back buffer is whole: appended to");
         assert_eq!(out.to_vec(&[]), [[2; 100].as_slice(), &[3; 10]].concat());
+    }
+
+    #[test]
+    fn memory_counts_owned_buffers_and_entries_but_not_array_ranges() {
+        let mut out = Output::default();
+        out.push_array(0..1_000_000);
+        assert_eq!(out.pending(), 1_000_000);
+        assert!(out.memory() < 1000, "a range is borrowed: {}", out.memory());
+        assert_eq!(out.weight(), 1_000_000);
+        out.push_bytes(&[7; 5000]);
+        assert!(out.memory() >= 5000);
+        out.consume(1_000_000);
+        out.consume(5000);
+        assert!(out.memory() < 1000, "sent buffers are freed: {}", out.memory());
+        // Many tiny replies weigh by their entries, not their bytes.
+        for _ in 0..1000 {
+            out.push_bytes(b"h");
+            out.push_array(0..8);
+        }
+        assert_eq!(out.pending(), 9000);
+        assert!(out.weight() > 9000 * 2, "{}", out.weight());
     }
 
     #[test]

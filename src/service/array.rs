@@ -64,6 +64,11 @@ impl ArrayRequests {
         Ok(())
     }
 
+    /// Heap bytes held for a request that spans reads.
+    pub fn buffered(&self) -> usize {
+        self.reader.buffered()
+    }
+
     /// The byte range of the array that `request` asks for, or the error message.
     fn requested_bytes(&self, request: &[u8]) -> Result<Range<usize>, String> {
         let (offset, count) = parse(request)?;

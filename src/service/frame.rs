@@ -68,6 +68,11 @@ impl FrameReader {
         self.header_len = 0;
         Ok(Some(Cow::Owned(std::mem::take(&mut self.body))))
     }
+
+    /// Heap bytes held for a frame that spans reads.
+    pub fn buffered(&self) -> usize {
+        self.body.capacity()
+    }
 }
 
 /// Appends one frame to `out`: a header placeholder, then whatever `fill`
@@ -106,6 +111,11 @@ impl FrameUpper {
     /// A fresh connection accepting payloads of up to `max_frame` bytes.
     pub fn new(max_frame: u32) -> Self {
         FrameUpper { reader: FrameReader::new(max_frame) }
+    }
+
+    /// Heap bytes held for a frame that spans reads.
+    pub fn buffered(&self) -> usize {
+        self.reader.buffered()
     }
 
     /// Queues one uppercased frame per frame that `input` completes, in order.

@@ -122,6 +122,16 @@ impl StreamService {
         }
     }
 
+    /// Heap bytes held for input not yet complete (a frame that spans reads),
+    /// for `--max-buffered`.
+    pub fn buffered(&self) -> usize {
+        match self {
+            StreamService::Echo(_) | StreamService::Upper(_) => 0,
+            StreamService::Frame(s) => s.buffered(),
+            StreamService::Array(s) => s.buffered(),
+        }
+    }
+
     /// The peer sent FIN: queue whatever is still owed (a held partial UTF-8 sequence).
     pub fn on_eof(&mut self, out: &mut Output) {
         match self {
