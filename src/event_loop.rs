@@ -8,21 +8,21 @@ use log::{debug, info, warn};
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
+use crate::bind;
 use crate::config::Config;
 use crate::connection::{Connection, Context, Next};
+use crate::datagram::Datagrams;
 use crate::error::Error;
-use crate::service::{self, DatagramService, ServiceKind, StreamService};
+use crate::service::{ServiceKind, StreamService};
 use crate::stats::Stats;
 use crate::sys::signal::Signals;
 use crate::sys::{Event, Interest, SysError, net};
-use crate::table::{Entry, Table};
+use crate::table::{self, Entry, Table};
 use crate::timers::Timers;
 use crate::udp_guard::UdpGuard;
 
 /// Connections accepted per listener wake-up, so a flood cannot starve the rest.
 const ACCEPT_BUDGET: usize = 64;
-/// Datagrams answered per UDP wake-up, for the same reason.
-const DATAGRAM_BUDGET: usize = 64;
 /// The one read buffer: 64 KiB holds any UDP datagram (65,507 bytes over IPv4).
 pub const READ_BUFFER: usize = 64 * 1024;
 /// How often `--stats` prints.
@@ -34,10 +34,6 @@ const WARN_EVERY: Duration = Duration::from_secs(1);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The first and the longest pause after a failed wait call before the next.
 const WAIT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
-/// Descriptors kept back from the connection limit beyond those the server
-/// already holds (stdio, the signalfd, epoll's own, listeners, UDP sockets):
-/// a few for transient use, such as the resolver's.
-const SPARE_FDS: usize = 4;
 
 /// How the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,106 +100,40 @@ pub struct Server {
     warnings: Warnings,
     /// The ready descriptors of the last wait.
     events: Vec<Event>,
-    /// Where a datagram's reply is built.
-    reply: Vec<u8>,
-    /// Which datagrams get an answer: the loop guard and `--udp-rate`.
-    udp_guard: UdpGuard,
+    /// The UDP side: the loop guard, `--udp-rate`, the reply buffer.
+    datagrams: Datagrams,
 }
 
 impl Server {
-    /// Blocks SIGINT/SIGTERM into a signalfd, builds the array, binds every
+    /// Blocks the signals into a signalfd, builds the array, binds every
     /// enabled service, and registers it all with the backend.
-    pub fn bind(config: Config) -> Result<Server, Error> {
-        let mut server = Server {
-            table: Table::new(config.backend)?,
-            timers: Timers::default(),
-            listening: Vec::new(),
-            listeners: Vec::new(),
+    pub fn bind(mut config: Config) -> Result<Server, Error> {
+        let mut table = Table::new(config.backend)?;
+        table.insert(Entry::Signals(Signals::new()?), Interest::READ).map_err(|(_, e)| e)?;
+        let opened = bind::open_services(&config, &mut table)?;
+        config.max_conns = bind::reconcile_max_conns(config.max_conns, &table);
+        let guard = UdpGuard::new(bind::loop_ports(&config, &opened.listening), config.udp_rate);
+        let mut timers = Timers::default();
+        if config.stats {
+            timers.schedule(Instant::now() + STATS_EVERY, Timer::Stats);
+        }
+        Ok(Server {
+            table,
+            timers,
+            listening: opened.listening,
+            listeners: opened.listeners,
             life: Lifecycle::default(),
             warnings: Warnings::default(),
             events: Vec::new(),
-            reply: Vec::new(),
-            udp_guard: UdpGuard::new(Vec::new(), config.udp_rate),
+            datagrams: Datagrams::new(guard),
             cx: Context {
                 config,
-                array: Vec::new(),
+                array: opened.array,
                 buf: vec![0; READ_BUFFER],
                 stats: Stats::default(),
                 buffered: 0,
             },
-        };
-        server.register(Entry::Signals(Signals::new()?))?;
-        if server.cx.config.stats {
-            server.timers.schedule(Instant::now() + STATS_EVERY, Timer::Stats);
-        }
-        let host = &server.cx.config.host;
-        let ip = net::first_addr((host.as_str(), 0))
-            .map_err(|source| Error::Resolve { host: host.clone(), source })?
-            .ip();
-        let enabled: Vec<(ServiceKind, u16)> =
-            server.cx.config.ports.iter().filter_map(|&(k, p)| Some((k, p?))).collect();
-        if enabled.iter().any(|&(k, _)| k == ServiceKind::TcpArray) {
-            let len = server.cx.config.array_len;
-            server.cx.array = service::array::build(len).map_err(|_| Error::ArrayTooLarge(len))?;
-        }
-        for (kind, port) in enabled {
-            let addr = SocketAddr::new(ip, port);
-            let bind_error = |source| Error::Bind { service: kind.name(), addr, source };
-            let fd = if kind.is_udp() { net::bind_udp(addr) } else { net::listen_tcp(addr) }
-                .map_err(bind_error)?;
-            let bound = net::local_addr(fd.as_fd()).map_err(bind_error)?;
-            let entry = match DatagramService::new(kind) {
-                Some(service) => Entry::Datagram { fd, service },
-                None => Entry::Listener { fd, service: kind },
-            };
-            let fd = server.register(entry)?;
-            if !kind.is_udp() {
-                server.listeners.push(fd);
-            }
-            server.listening.push((kind, bound));
-        }
-        server.guard_udp_ports();
-        server.reconcile_max_conns();
-        Ok(server)
-    }
-
-    /// Refuses datagrams from every UDP port this server is configured for
-    /// or bound to: its own sockets, or another server on the same ports.
-    fn guard_udp_ports(&mut self) {
-        let configured =
-            self.cx.config.ports.iter().filter(|(k, _)| k.is_udp()).filter_map(|&(_, p)| p);
-        let bound = self.listening.iter().filter(|(k, _)| k.is_udp()).map(|(_, a)| a.port());
-        let mut ports: Vec<u16> = configured.chain(bound).filter(|&p| p != 0).collect();
-        ports.sort_unstable();
-        ports.dedup();
-        self.udp_guard = UdpGuard::new(ports, self.cx.config.udp_rate);
-    }
-
-    /// Lowers `--max-conns` to what the descriptor limit (and, under select,
-    /// FD_SETSIZE) allows, as Redis lowers `maxclients`, and says so.
-    fn reconcile_max_conns(&mut self) {
-        let asked = self.cx.config.max_conns;
-        let nofile = crate::sys::limits::nofile()
-            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        // Descriptors are numbered from 0: those up to the highest the server
-        // holds are taken, whatever they are.
-        let held = self.table.fds().max().map_or(0, |fd| fd as usize + 1) + SPARE_FDS;
-        let by_nofile = nofile.saturating_sub(held);
-        let by_select = match self.table.backend() {
-            crate::sys::BackendKind::Select => nix::sys::select::FD_SETSIZE.saturating_sub(held),
-            _ => usize::MAX,
-        };
-        let limit = asked.min(by_nofile).min(by_select);
-        let why = format!("{held} descriptors held or kept spare");
-        if limit == asked {
-            info!("serving at most {limit} connections (--max-conns; RLIMIT_NOFILE {nofile})");
-        } else if limit == by_select {
-            // select's bitmaps hold 1024 descriptors: expected, so not a warning.
-            info!("--max-conns {asked} lowered to {limit}: select's FD_SETSIZE 1024, {why}");
-        } else {
-            warn!("--max-conns {asked} lowered to {limit}: RLIMIT_NOFILE {nofile}, {why}");
-        }
-        self.cx.config.max_conns = limit;
+        })
     }
 
     /// Each enabled service and the address it is bound to, in flag order.
@@ -302,9 +232,8 @@ impl Server {
                 self.accept_connections(event.fd, service)
             }
             // a UDP socket is readable: datagrams are waiting
-            Entry::Datagram { service, .. } => {
-                let service = *service;
-                self.answer_datagrams(event.fd, service)
+            Entry::Datagram { fd, service } => {
+                self.datagrams.answer(fd.as_fd(), *service, &mut self.cx.buf, &mut self.cx.stats)
             }
             // SIGINT or SIGTERM arrived
             Entry::Signals(_) => self.on_signals(),
@@ -384,57 +313,23 @@ impl Server {
         }
     }
 
-    /// recvfrom and answer with sendto until EAGAIN or the budget runs out.
-    /// A reply that cannot be sent at once is dropped and counted: UDP may
-    /// drop, and the loop must never block.
-    fn answer_datagrams(&mut self, fd: RawFd, service: DatagramService) {
-        let Some(entry) = self.table.get(fd) else { return };
-        let socket = entry.as_fd();
-        let Context { buf, stats, .. } = &mut self.cx;
-        for _ in 0..DATAGRAM_BUDGET {
-            stats.recvs += 1;
-            let (len, from) = match net::recv_from(socket, buf) {
-                Ok((len, Some(from))) => (len, from),
-                Ok((_, None)) => continue,
-                Err(Errno::EAGAIN) => return,
-                Err(errno) => {
-                    debug!("recvfrom: {errno}");
-                    return;
-                }
-            };
-            stats.datagrams_in += 1;
-            stats.bytes_in += len as u64;
-            let is_ping = matches!(service, DatagramService::Ping);
-            let checked = net::ip_addr(&from)
-                .map(|addr| self.udp_guard.check(addr, &buf[..len], is_ping, Instant::now()));
-            if let Some(Err(refusal)) = checked {
-                stats.datagrams_refused += 1;
-                debug!("not answering a datagram from {from}: {refusal:?}");
-                continue;
-            }
-            service.answer(&buf[..len], &mut self.reply);
-            stats.sends += 1;
-            match net::send_to(socket, &self.reply, &from) {
-                Ok(sent) => {
-                    stats.datagrams_out += 1;
-                    stats.bytes_out += sent as u64;
-                }
-                // the send buffer is full, or the reply grew past the largest datagram
-                Err(errno) => {
-                    stats.datagrams_dropped += 1;
-                    debug!("sendto {from}: {errno}; reply of {} bytes dropped", self.reply.len());
-                }
-            }
-        }
-    }
-
     /// Reads every pending signal: the first starts draining, a second forces exit.
     fn on_signals(&mut self) {
         loop {
             let Some(Entry::Signals(signals)) = self.table.get(self.signal_fd()) else { return };
             match signals.read() {
                 // SIGUSR1: show the table, and go on
-                Ok(Some(Signal::SIGUSR1)) => self.dump_table(),
+                Ok(Some(Signal::SIGUSR1)) => {
+                    let (owed, unsent) = table::owed(&self.table);
+                    let connections = self.life.connections;
+                    eprintln!(
+                        "fd table ({} backend): {} descriptors\n{}\nsummary: {connections} connections, {owed} owed {unsent} bytes; {}",
+                        self.table.backend().name(),
+                        self.table.len(),
+                        table::render(&self.table, Instant::now()),
+                        self.cx.stats
+                    );
+                }
                 Ok(Some(signal)) if self.life.draining => {
                     warn!(
                         "{signal} again: exiting now, cutting {} connections",
@@ -451,85 +346,6 @@ impl Server {
                 }
             }
         }
-    }
-
-    /// Writes the fd table to stderr, one line per descriptor, then a
-    /// summary: the course's `sockets`/`received`/`to_send` dicts, made visible.
-    fn dump_table(&self) {
-        use std::fmt::Write as _;
-        use std::io::Write as _;
-        let now = Instant::now();
-        let backend = self.table.backend().name();
-        let mut out = format!("fd table ({backend} backend): {} descriptors\n", self.table.len());
-        let header = [
-            "fd",
-            "kind",
-            "service",
-            "peer",
-            "phase",
-            "bytes-in",
-            "bytes-out",
-            "unsent",
-            "wait",
-            "idle-s",
-        ];
-        let _ = writeln!(out, "{}", table_line(header.map(String::from)));
-        let (mut owed, mut unsent) = (0, 0);
-        for (fd, entry) in self.table.iter() {
-            let wait = match self.table.interest(fd).unwrap_or_default() {
-                Interest { readable: true, writable: true } => "IN|OUT",
-                Interest { readable: true, writable: false } => "IN",
-                Interest { readable: false, writable: true } => "OUT",
-                Interest { readable: false, writable: false } => "-",
-            };
-            let row = match entry {
-                Entry::Connection(conn) => {
-                    let r = conn.row(now);
-                    owed += usize::from(r.unsent > 0);
-                    unsent += r.unsent;
-                    [
-                        fd.to_string(),
-                        "connection".into(),
-                        r.service.into(),
-                        r.peer.to_string(),
-                        r.phase.into(),
-                        r.bytes_in.to_string(),
-                        r.bytes_out.to_string(),
-                        r.unsent.to_string(),
-                        wait.into(),
-                        format!("{:.1}", r.idle.as_secs_f64()),
-                    ]
-                }
-                other => {
-                    let (kind, service) = match other {
-                        Entry::Listener { service, .. } => ("listener", service.name()),
-                        Entry::Datagram { service, .. } => ("udp", service.name()),
-                        _ => ("signalfd", "-"),
-                    };
-                    let dash = || "-".to_string();
-                    [
-                        fd.to_string(),
-                        kind.into(),
-                        service.into(),
-                        dash(),
-                        dash(),
-                        dash(),
-                        dash(),
-                        dash(),
-                        wait.into(),
-                        dash(),
-                    ]
-                }
-            };
-            let _ = writeln!(out, "{}", table_line(row));
-        }
-        let connections = self.life.connections;
-        let _ = writeln!(
-            out,
-            "summary: {connections} connections, {owed} owed {unsent} bytes; {}",
-            self.cx.stats
-        );
-        let _ = std::io::stderr().lock().write_all(out.as_bytes());
     }
 
     /// The signalfd: the first descriptor registered.
@@ -563,15 +379,7 @@ impl Server {
     /// At the drain deadline, says which connections are cut: those still owed
     /// bytes (a warning) and those only waiting for the peer's FIN (info).
     fn log_cut_connections(&self) {
-        let (mut owed, mut unsent) = (0, 0);
-        for (_, entry) in self.table.iter() {
-            if let Entry::Connection(conn) = entry
-                && conn.owed() > 0
-            {
-                owed += 1;
-                unsent += conn.owed();
-            }
-        }
+        let (owed, unsent) = table::owed(&self.table);
         let waiting = self.life.connections - owed;
         if owed > 0 {
             warn!("drain timeout: cutting {owed} connections still owed {unsent} bytes");
@@ -651,14 +459,6 @@ impl Server {
             }
         }
     }
-}
-
-/// One line of the SIGUSR1 table, in aligned columns.
-fn table_line(cells: [String; 10]) -> String {
-    let [fd, kind, service, peer, phase, bytes_in, bytes_out, unsent, wait, idle] = cells;
-    format!(
-        "{fd:>5} {kind:<10} {service:<9} {peer:<22} {phase:<10} {bytes_in:>10} {bytes_out:>10} {unsent:>9} {wait:<6} {idle:>7}"
-    )
 }
 
 /// Warnings that must not flood the log.

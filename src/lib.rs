@@ -7,12 +7,16 @@
 
 /// Comparison TCP echo servers on blocking sockets: sequential, thread per connection, pool.
 pub mod baseline;
+/// What the server opens at start, and the connection limit that leaves.
+pub mod bind;
 /// The clients: `ping` (UDP round trips) and `load` (closed-loop TCP load).
 pub mod client;
 /// What to serve and within which limits.
 pub mod config;
 /// One TCP connection: read -> service -> write, its phases and deadlines.
 pub mod connection;
+/// A UDP socket's turn: recvfrom, the loop guard, the answer, sendto.
+pub mod datagram;
 /// Why the server could not start or run.
 pub mod error;
 /// The event loop: wait -> dispatch -> accept / answer / serve / close, and the deadlines.

@@ -6,10 +6,12 @@
 //! holds its interest.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
 
 use crate::connection::Connection;
 use crate::fd_map::FdMap;
 use crate::service::{DatagramService, ServiceKind};
+use crate::sys::Interest;
 use crate::sys::signal::Signals;
 
 /// What a descriptor is, and the state that goes with it.
@@ -47,3 +49,71 @@ impl AsFd for Entry {
 
 /// fd -> entry, and the poller that watches them.
 pub type Table = FdMap<Entry>;
+
+/// Connections still owed bytes, and how many bytes, over the whole table.
+pub fn owed(table: &Table) -> (usize, usize) {
+    table
+        .iter()
+        .filter_map(|(_, entry)| match entry {
+            Entry::Connection(conn) if conn.owed() > 0 => Some(conn.owed()),
+            _ => None,
+        })
+        .fold((0, 0), |(count, bytes), owed| (count + 1, bytes + owed))
+}
+
+/// The table as SIGUSR1 prints it: a header, then one aligned line per
+/// descriptor: fd, kind, service, peer, phase, bytes in and out, unsent, what
+/// it is waited for, seconds idle.
+pub fn render(table: &Table, now: Instant) -> String {
+    let header = [
+        "fd",
+        "kind",
+        "service",
+        "peer",
+        "phase",
+        "bytes-in",
+        "bytes-out",
+        "unsent",
+        "wait",
+        "idle-s",
+    ];
+    let mut lines = vec![line(header.map(String::from))];
+    for (fd, entry) in table.iter() {
+        let wait = match table.interest(fd).unwrap_or_default() {
+            Interest { readable: true, writable: true } => "IN|OUT",
+            Interest { readable: true, writable: false } => "IN",
+            Interest { readable: false, writable: true } => "OUT",
+            Interest { readable: false, writable: false } => "-",
+        };
+        let (kind, service) = match entry {
+            Entry::Listener { service, .. } => ("listener", service.name()),
+            Entry::Datagram { service, .. } => ("udp", service.name()),
+            Entry::Signals(_) => ("signalfd", "-"),
+            Entry::Connection(conn) => ("connection", conn.row(now).service),
+        };
+        let mut cells = [fd.to_string(), kind.into(), service.into()]
+            .into_iter()
+            .chain(["-"; 5].map(String::from))
+            .chain([wait.into(), "-".into()]);
+        let mut row: [String; 10] = std::array::from_fn(|_| cells.next().unwrap_or_default());
+        if let Entry::Connection(conn) = entry {
+            let r = conn.row(now);
+            row[3] = r.peer.to_string();
+            row[4] = r.phase.into();
+            row[5] = r.bytes_in.to_string();
+            row[6] = r.bytes_out.to_string();
+            row[7] = r.unsent.to_string();
+            row[9] = format!("{:.1}", r.idle.as_secs_f64());
+        }
+        lines.push(line(row));
+    }
+    lines.join("\n")
+}
+
+/// One line of the table, in aligned columns.
+fn line(cells: [String; 10]) -> String {
+    let [fd, kind, service, peer, phase, bytes_in, bytes_out, unsent, wait, idle] = cells;
+    format!(
+        "{fd:>5} {kind:<10} {service:<9} {peer:<22} {phase:<10} {bytes_in:>10} {bytes_out:>10} {unsent:>9} {wait:<6} {idle:>7}"
+    )
+}
