@@ -180,7 +180,8 @@ fn connections_past_fd_setsize_are_refused_by_select_only_and_the_rest_served(ba
     pollmux::sys::limits::raise_nofile().expect("raise RLIMIT_NOFILE");
     let srv = Server::start(backend, &["--stats", "--array-len", "10"]);
     // Under select the server lowers --max-conns below FD_SETSIZE at start, and says so.
-    let stderr = srv.stderr();
+    let said = if backend == "select" { "lowered to" } else { "serving at most" };
+    let stderr = srv.wait_for_stderr(said);
     let limit = stderr
         .split_once("lowered to ")
         .and_then(|(_, rest)| rest.split(':').next()?.parse::<usize>().ok());
