@@ -170,73 +170,31 @@ pub fn run(options: &Options, out: &mut impl Write) -> io::Result<Summary> {
     let mut watched = FdMap::new(BackendKind::Poll).map_err(io::Error::other)?;
     watched.insert(socket.as_fd(), Interest::READ).map_err(|(_, e)| io::Error::other(e))?;
     let mut events = Vec::new();
-    let mut buf = vec![0u8; MAX_SIZE + 1];
-    let mut summary = Summary::default();
-    // Packets sent and not yet answered, oldest first: (seq, sent at).
-    let mut outstanding: VecDeque<(u64, Instant)> = VecDeque::new();
-    let mut next_seq = 1;
     let start = Instant::now();
-    let mut next_send = start;
+    let mut pinger = Pinger {
+        options,
+        socket: &socket,
+        addr,
+        out,
+        buf: vec![0u8; MAX_SIZE + 1],
+        summary: Summary::default(),
+        outstanding: VecDeque::new(),
+        next_seq: 1,
+        next_send: start,
+    };
     loop {
         let now = Instant::now();
-        while outstanding.front().is_some_and(|&(_, sent)| now >= sent + options.timeout) {
-            outstanding.pop_front(); // lost
-        }
-        // With -i 0, one packet at a time: the next goes once this one is settled.
-        let may_send =
-            next_seq <= options.count && (!options.interval.is_zero() || outstanding.is_empty());
-        if may_send && now >= next_send {
-            // A pending ICMP error of an earlier packet fails this send instead
-            // of a recv: count it and send again.
-            if let Err(e) = socket.send(&payload(next_seq, options.size)) {
-                if e.kind() != io::ErrorKind::ConnectionRefused {
-                    return Err(e);
-                }
-                unreachable(out, addr, &mut outstanding, &mut summary)?;
-                continue;
-            }
-            outstanding.push_back((next_seq, now));
-            summary.transmitted += 1;
-            next_seq += 1;
-            next_send = now + options.interval;
-            continue;
-        }
-        if next_seq > options.count && outstanding.is_empty() {
-            break;
-        }
-        let deadline = outstanding.front().map(|&(_, sent)| sent + options.timeout);
-        let due = [deadline, may_send.then_some(next_send)].into_iter().flatten().min();
-        let timeout = due.map(|due| due.saturating_duration_since(now));
+        let timeout = match pinger.step(now)? {
+            Step::Sent => continue,
+            Step::Done => break,
+            Step::Wait(timeout) => timeout,
+        };
         watched.wait(timeout, &mut events).map_err(io::Error::other)?;
-        if events.is_empty() {
-            continue;
-        }
-        // Every datagram waiting, until EAGAIN.
-        loop {
-            let len = match socket.recv(&mut buf) {
-                Ok(len) => len,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    unreachable(out, addr, &mut outstanding, &mut summary)?;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let now = Instant::now();
-            let matched = reply_seq(&buf[..len], options.size)
-                .and_then(|seq| outstanding.iter().position(|&(s, _)| s == seq));
-            let Some(index) = matched else {
-                debug!("ignoring a late, duplicate or foreign reply of {len} bytes");
-                continue;
-            };
-            let (seq, sent) = outstanding.remove(index).expect("position is in range");
-            let rtt = now - sent;
-            summary.received += 1;
-            summary.rtt.add(rtt);
-            let time = format_ms(rtt.as_nanos() as f64);
-            writeln!(out, "{len} bytes from {addr}: seq={seq} time={time} ms")?;
+        if !events.is_empty() {
+            pinger.receive()?;
         }
     }
+    let Pinger { mut summary, out, .. } = pinger;
     summary.elapsed = start.elapsed();
     writeln!(out, "\n--- {} ping statistics ---", options.target)?;
     for line in summary.lines() {
@@ -245,17 +203,110 @@ pub fn run(options: &Options, out: &mut impl Write) -> io::Result<Summary> {
     Ok(summary)
 }
 
-/// An ICMP port unreachable came back. It names no packet: the oldest
-/// outstanding one is taken as lost, and the error is counted and printed.
-fn unreachable(
-    out: &mut impl Write,
+/// What `Pinger::step` came to.
+enum Step {
+    /// A packet went out; step again.
+    Sent,
+    /// Every packet is answered or lost.
+    Done,
+    /// Wait for a reply this long (`None`: no deadline).
+    Wait(Option<Duration>),
+}
+
+/// One ping run's state.
+struct Pinger<'a, W: Write> {
+    /// What was asked.
+    options: &'a Options,
+    /// The connected UDP socket.
+    socket: &'a UdpSocket,
+    /// The server's address, as printed.
     addr: SocketAddr,
-    outstanding: &mut VecDeque<(u64, Instant)>,
-    summary: &mut Summary,
-) -> io::Result<()> {
-    summary.errors += 1;
-    let seq = outstanding.pop_front().map_or(String::new(), |(seq, _)| format!(" seq={seq}"));
-    writeln!(out, "From {addr}:{seq} Destination port unreachable")
+    /// Where lines are printed.
+    out: &'a mut W,
+    /// The receive buffer: one byte more than the largest datagram, to see a too-long reply.
+    buf: Vec<u8>,
+    /// The counts so far.
+    summary: Summary,
+    /// Packets sent and not yet answered, oldest first: (seq, sent at).
+    outstanding: VecDeque<(u64, Instant)>,
+    /// The next packet's sequence number.
+    next_seq: u64,
+    /// When the next packet is due.
+    next_send: Instant,
+}
+
+impl<W: Write> Pinger<'_, W> {
+    /// Forgets packets past their timeout, sends the next packet if it is
+    /// due, or says how long to wait.
+    fn step(&mut self, now: Instant) -> io::Result<Step> {
+        let (count, interval, timeout) =
+            (self.options.count, self.options.interval, self.options.timeout);
+        while self.outstanding.front().is_some_and(|&(_, sent)| now >= sent + timeout) {
+            self.outstanding.pop_front(); // lost
+        }
+        // With -i 0, one packet at a time: the next goes once this one is settled.
+        let may_send =
+            self.next_seq <= count && (!interval.is_zero() || self.outstanding.is_empty());
+        if may_send && now >= self.next_send {
+            // A pending ICMP error of an earlier packet fails this send instead
+            // of a recv: count it and send again.
+            if let Err(e) = self.socket.send(&payload(self.next_seq, self.options.size)) {
+                if e.kind() != io::ErrorKind::ConnectionRefused {
+                    return Err(e);
+                }
+                self.unreachable()?;
+                return Ok(Step::Sent);
+            }
+            self.outstanding.push_back((self.next_seq, now));
+            self.summary.transmitted += 1;
+            self.next_seq += 1;
+            self.next_send = now + interval;
+            return Ok(Step::Sent);
+        }
+        if self.next_seq > count && self.outstanding.is_empty() {
+            return Ok(Step::Done);
+        }
+        let deadline = self.outstanding.front().map(|&(_, sent)| sent + timeout);
+        let due = [deadline, may_send.then_some(self.next_send)].into_iter().flatten().min();
+        Ok(Step::Wait(due.map(|due| due.saturating_duration_since(now))))
+    }
+
+    /// Every datagram waiting, until EAGAIN: each matched to its packet by sequence number.
+    fn receive(&mut self) -> io::Result<()> {
+        loop {
+            let len = match self.socket.recv(&mut self.buf) {
+                Ok(len) => len,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    self.unreachable()?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let now = Instant::now();
+            let matched = reply_seq(&self.buf[..len], self.options.size)
+                .and_then(|seq| self.outstanding.iter().position(|&(s, _)| s == seq));
+            let Some(index) = matched else {
+                debug!("ignoring a late, duplicate or foreign reply of {len} bytes");
+                continue;
+            };
+            let (seq, sent) = self.outstanding.remove(index).expect("position is in range");
+            let rtt = now - sent;
+            self.summary.received += 1;
+            self.summary.rtt.add(rtt);
+            let time = format_ms(rtt.as_nanos() as f64);
+            writeln!(self.out, "{len} bytes from {}: seq={seq} time={time} ms", self.addr)?;
+        }
+    }
+
+    /// An ICMP port unreachable came back. It names no packet: the oldest
+    /// outstanding one is taken as lost, and the error is counted and printed.
+    fn unreachable(&mut self) -> io::Result<()> {
+        self.summary.errors += 1;
+        let seq =
+            self.outstanding.pop_front().map_or(String::new(), |(seq, _)| format!(" seq={seq}"));
+        writeln!(self.out, "From {}:{seq} Destination port unreachable", self.addr)
+    }
 }
 
 #[cfg(test)]
