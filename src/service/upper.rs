@@ -14,6 +14,43 @@ pub fn uppercase_into(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// How many bytes `uppercase_into(bytes)` appends, without appending them:
+/// a frame's length is known before its uppercased payload is built.
+pub fn uppercase_len(bytes: &[u8]) -> usize {
+    bytes
+        .utf8_chunks()
+        .map(|chunk| {
+            let text = chunk.valid();
+            let ascii = text.bytes().filter(u8::is_ascii).count();
+            let other: usize = text
+                .chars()
+                .filter(|c| !c.is_ascii())
+                .map(|c| c.to_uppercase().map(char::len_utf8).sum::<usize>())
+                .sum();
+            ascii + other + chunk.invalid().len()
+        })
+        .sum()
+}
+
+/// Where to end a piece of `bytes` of at most `max` bytes so that
+/// uppercasing the pieces one by one gives what uppercasing the whole does:
+/// never inside a character (invalid bytes pass through alone, so any cut
+/// among them is safe). A character longer than `max` makes a piece of its own.
+pub fn piece_end(bytes: &[u8], max: usize) -> usize {
+    let mut end = 0;
+    for chunk in bytes.utf8_chunks() {
+        let units =
+            chunk.valid().chars().map(char::len_utf8).chain(chunk.invalid().iter().map(|_| 1));
+        for len in units {
+            if end + len > max {
+                return if end == 0 { len } else { end };
+            }
+            end += len;
+        }
+    }
+    end
+}
+
 /// Appends `text` uppercased to `out`.
 fn uppercase_str_into(mut text: &str, out: &mut Vec<u8>) {
     while !text.is_empty() {
@@ -245,6 +282,24 @@ mod tests {
             let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
             cuts.sort_unstable();
             prop_assert_eq!(upper_in_reads(&input, &cuts), upper(&input));
+        }
+
+        #[test]
+        fn length_is_known_before_uppercasing(input in mostly_utf8()) {
+            prop_assert_eq!(uppercase_len(&input), upper(&input).len());
+        }
+
+        #[test]
+        fn pieces_uppercase_to_the_whole(input in mostly_utf8(), max in 1usize..12) {
+            let mut out = Vec::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let end = piece_end(rest, max);
+                prop_assert!(end > 0 && end <= max.max(4));
+                uppercase_into(&rest[..end], &mut out);
+                rest = &rest[end..];
+            }
+            prop_assert_eq!(out, upper(&input));
         }
 
         #[test]
