@@ -511,7 +511,7 @@ fn serve(
                 if conn.phase == Phase::Serving
                     && let Err(violation) = conn.service.on_data(&buf[..len], &mut conn.output)
                 {
-                    debug!("closing after owed replies: {violation}");
+                    info!("closing a connection after the replies it is owed: {violation}");
                     conn.phase = Phase::Discarding;
                 }
             }

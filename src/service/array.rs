@@ -2,8 +2,8 @@
 
 use std::ops::Range;
 
-use super::Violation;
-use super::frame::FrameReader;
+use super::frame::{BadHeader, FrameReader};
+use super::{ServiceKind, Violation};
 use crate::output::Output;
 
 /// Status byte of a reply carrying values.
@@ -45,9 +45,10 @@ impl ArrayRequests {
 
     /// Answers each `OFFSET:COUNT` request that `input` completes, in order:
     /// status 0 and the values, or status 1 and why not. A bad request is
-    /// answered and the connection goes on; only an oversized frame is a violation.
+    /// answered and the connection goes on; only a bad frame header is a violation.
     pub fn on_data(&mut self, mut input: &[u8], out: &mut Output) -> Result<(), Violation> {
-        while let Some(request) = self.reader.next_frame(&mut input)? {
+        let bad_header = |bad: BadHeader| bad.violation(ServiceKind::TcpArray);
+        while let Some(request) = self.reader.next_frame(&mut input).map_err(bad_header)? {
             match self.requested_bytes(&request) {
                 Ok(bytes) => {
                     // At most MAX_COUNT values, so the length fits.
@@ -366,7 +367,22 @@ mod tests {
         let input = frames(&[b"1:1", b"123456789"]);
         let (out, result) = replies_in_reads(&array, 8, &input, &[]);
         assert_eq!(parse_replies(&out), [(STATUS_OK, array[8..16].to_vec())]);
-        assert_eq!(result, Err(Violation::FrameTooLarge { announced: 9, limit: 8 }));
+        let (service, header) = (ServiceKind::TcpArray, [0, 0, 0, 9]);
+        assert_eq!(result, Err(Violation::FrameHeader { service, header, limit: 8 }));
+    }
+
+    #[test]
+    fn text_sent_unframed_is_a_violation_that_suggests_fixed() {
+        let array = build(20_000).unwrap();
+        let (out, result) = replies_in_reads(&array, u32::MAX, b"5000:10000", &[]);
+        assert!(out.is_empty());
+        let violation = result.unwrap_err();
+        let service = ServiceKind::TcpArray;
+        assert_eq!(
+            violation,
+            Violation::FrameHeader { service, header: *b"5000", limit: u32::MAX }
+        );
+        assert!(violation.to_string().contains("start the server with --array-wire fixed"));
     }
 
     #[test]
@@ -417,8 +433,10 @@ mod tests {
         ) {
             let array = build(20).unwrap();
             let (out, result) = replies_in_reads(&array, max_frame, &input, &[]);
-            if let Err(Violation::FrameTooLarge { announced, limit }) = result {
-                prop_assert!(announced > limit);
+            if let Err(Violation::FrameHeader { header, limit, .. }) = result {
+                prop_assert!(
+                    u32::from_be_bytes(header) > limit || super::super::frame::is_text(&header)
+                );
             }
             for (status, body) in parse_replies(&out) {
                 match status {

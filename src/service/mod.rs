@@ -67,16 +67,22 @@ impl ServiceKind {
 }
 
 /// Why a stream service gives up on its peer: the connection is closed
-/// once what is already owed has been sent.
+/// once what is already owed has been sent. The message is logged (at info
+/// level) for whoever runs the server, so it says what arrived and what the
+/// service expected: a wrong-protocol client is the usual cause.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Violation {
-    /// A frame header announced more than `--max-frame` bytes.
-    #[error("frame of {announced} bytes exceeds the limit of {limit} bytes")]
-    FrameTooLarge {
-        /// The length the header announced.
-        announced: u64,
+    /// A frame header (tcp-frame, tcp-array framed) that cannot be a length
+    /// this service accepts: over `--max-frame`, or four bytes of printable
+    /// text, which no framing client sends but a line-based one does.
+    #[error("{}", frame::header_message(.service, .header, .limit))]
+    FrameHeader {
+        /// The service that read it.
+        service: ServiceKind,
+        /// The four bytes where a length belonged.
+        header: [u8; 4],
         /// The configured `--max-frame`.
-        limit: u64,
+        limit: u32,
     },
     /// An uppercased payload no longer fits a 4-byte length.
     #[error("reply of {0} bytes does not fit a 4-byte frame length")]
