@@ -213,7 +213,13 @@ impl Server {
         let mut text = text.lock().unwrap();
         while !done(&text) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "stderr: no {what:?} after {PROCESS_DEADLINE:?}:\n{}", *text);
+            if left.is_zero() {
+                // Unlocked before panicking: Drop reads stderr again, and a poisoned
+                // lock there would abort the whole test binary.
+                let seen = text.clone();
+                drop(text);
+                panic!("stderr: no {what:?} after {PROCESS_DEADLINE:?}:\n{seen}");
+            }
             text = grew.wait_timeout(text, left).unwrap().0;
         }
         text.clone()
