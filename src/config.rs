@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::service::ServiceKind;
+use crate::service::array::ArrayWire;
 use crate::sys::BackendKind;
 
 /// The server's configuration.
@@ -16,6 +17,8 @@ pub struct Config {
     pub ports: Vec<(ServiceKind, Option<u16>)>,
     /// How many float64 values tcp-array serves.
     pub array_len: usize,
+    /// How tcp-array talks: framed requests, the 10-byte fixed request, or push on connect.
+    pub array_wire: ArrayWire,
     /// The largest frame body either framed service accepts, in bytes.
     pub max_frame: u32,
     /// Unsent bytes per connection past which reading from it pauses.
@@ -37,6 +40,7 @@ impl Default for Config {
             backend: BackendKind::Poll,
             ports: ServiceKind::ALL.iter().map(|&k| (k, Some(k.default_port()))).collect(),
             array_len: 50_000_000,
+            array_wire: ArrayWire::Framed,
             max_frame: 16 << 20,
             max_pending: 1 << 20,
             max_conns: 10_000,

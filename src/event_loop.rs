@@ -260,14 +260,22 @@ impl Server {
             }
             return; // dropping `fd` closes it
         }
-        let state = StreamService::new(service, self.config.array_len, self.config.max_frame)
+        let state = StreamService::new(service, &self.config)
             .expect("listeners only serve stream services");
-        let conn = Box::new(Connection::new(state, now));
+        let mut conn = Box::new(Connection::new(state, now));
+        // A service that speaks first (tcp-array push) queues it now, and is sent below.
+        conn.service.on_connect(&mut conn.output);
+        let speaks_first = !conn.output.is_empty() || conn.service.finished();
         match self.register(Socket::Stream { fd, conn }) {
-            Ok(_) => {
+            Ok(fd) => {
                 self.stats.accepted += 1;
                 if let Some(timeout) = self.config.idle_timeout {
                     self.idle_sweep.get_or_insert(now + timeout);
+                }
+                if speaks_first {
+                    // Send at once, as if writable; settle watches for POLLOUT while some is owed.
+                    let event = Event { fd, readable: false, writable: true, closed: false };
+                    self.serve_connection(event);
                 }
             }
             Err(Error::Sys(SysError::FdTooLarge { fd, limit })) => {
@@ -560,6 +568,10 @@ fn flush(
 /// After a turn: close a connection that is done, shut the write side of one
 /// that is discarding, and otherwise say what to watch next.
 fn settle(fd: BorrowedFd<'_>, conn: &mut Connection, max_pending: usize) -> Next {
+    // A service with nothing more to serve ends like one that saw a violation.
+    if conn.phase == Phase::Serving && conn.service.finished() {
+        conn.phase = Phase::Discarding;
+    }
     if conn.output.is_empty() {
         match conn.phase {
             Phase::Flushing => return Next::Close("done"),

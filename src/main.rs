@@ -11,6 +11,7 @@ use log::{error, info};
 use pollmux::baseline::{self, Baseline};
 use pollmux::client::{load, ping};
 use pollmux::service::ServiceKind;
+use pollmux::service::array::ArrayWire;
 use pollmux::sys::BackendKind;
 use pollmux::{Config, Server, Shutdown};
 
@@ -53,7 +54,7 @@ struct ServeArgs {
     /// TCP frames: 4-byte big-endian length + payload, answered uppercased.
     #[arg(long, value_name = "PORT", default_value = "1241")]
     tcp_frame: Port,
-    /// TCP array: `OFFSET:COUNT` frames answered with float64 slices.
+    /// TCP array: `OFFSET:COUNT` requests answered with float64 slices (see --array-wire).
     #[arg(long, value_name = "PORT", default_value = "25000")]
     tcp_array: Port,
     /// UDP upper: each datagram answered uppercased.
@@ -65,6 +66,10 @@ struct ServeArgs {
     /// How many float64 values tcp-array serves (a[i] = i; 8 bytes each, held in memory).
     #[arg(long, value_name = "N", default_value_t = 50_000_000)]
     array_len: usize,
+    /// How tcp-array talks: `framed`, many framed requests per connection; `fixed`, the lessons'
+    /// one 10-byte OFFSET:COUNT request answered by the raw values; `push`, the whole array on connect.
+    #[arg(long, value_enum, value_name = "WIRE", default_value = "framed")]
+    array_wire: ArrayWire,
     /// Largest frame body accepted by tcp-frame and tcp-array; a larger header closes the connection.
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     max_frame: u32,
@@ -185,6 +190,7 @@ impl ServeArgs {
             backend: self.backend,
             ports: ServiceKind::ALL.into_iter().zip(ports.map(|p| p.0)).collect(),
             array_len: self.array_len,
+            array_wire: self.array_wire,
             max_frame: self.max_frame,
             max_pending: self.max_pending,
             max_conns: self.max_conns,

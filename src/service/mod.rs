@@ -6,6 +6,7 @@ pub mod frame;
 pub mod ping;
 pub mod upper;
 
+use crate::config::Config;
 use crate::output::Output;
 
 /// The services pollmux can serve, each on its own port.
@@ -87,6 +88,21 @@ pub enum Violation {
     /// An uppercased payload no longer fits a 4-byte length.
     #[error("reply of {0} bytes does not fit a 4-byte frame length")]
     ReplyTooLarge(u64),
+    /// A tcp-array `--array-wire fixed` request that cannot be answered.
+    #[error(
+        "tcp-array (--array-wire fixed) got the request \"{}\": {problem}; it expects exactly \
+         {} ASCII bytes OFFSET:COUNT, two unsigned decimal integers zero-padded to fill them \
+         (5000:10000, 0000:00010), within its {array_len} values",
+        .request.escape_ascii(), array::FIXED_REQUEST
+    )]
+    FixedRequest {
+        /// The bytes that arrived.
+        request: Vec<u8>,
+        /// What is wrong with them.
+        problem: String,
+        /// How many values the array holds.
+        array_len: usize,
+    },
 }
 
 /// A stream service's state for one connection: whatever input it still needs
@@ -105,17 +121,27 @@ pub enum StreamService {
 
 impl StreamService {
     /// A fresh state machine for a new connection of `kind`, or `None` for a UDP kind.
-    /// `array_len` is the number of float64 values served; `max_frame` bounds any frame.
-    pub fn new(kind: ServiceKind, array_len: usize, max_frame: u32) -> Option<Self> {
+    /// It takes `--array-len`, `--array-wire` and `--max-frame` from `config`.
+    pub fn new(kind: ServiceKind, config: &Config) -> Option<Self> {
         Some(match kind {
             ServiceKind::TcpEcho => StreamService::Echo(echo::Echo),
             ServiceKind::TcpUpper => StreamService::Upper(upper::Upper::default()),
-            ServiceKind::TcpFrame => StreamService::Frame(frame::FrameUpper::new(max_frame)),
-            ServiceKind::TcpArray => {
-                StreamService::Array(array::ArrayRequests::new(array_len, max_frame))
-            }
+            ServiceKind::TcpFrame => StreamService::Frame(frame::FrameUpper::new(config.max_frame)),
+            ServiceKind::TcpArray => StreamService::Array(array::ArrayRequests::with_wire(
+                config.array_wire,
+                config.array_len,
+                config.max_frame,
+            )),
             ServiceKind::UdpUpper | ServiceKind::UdpPing => return None,
         })
+    }
+
+    /// The connection was just accepted: queue whatever the service says
+    /// first (tcp-array `--array-wire push`: the whole array). Others say nothing.
+    pub fn on_connect(&mut self, out: &mut Output) {
+        if let StreamService::Array(s) = self {
+            s.on_connect(out);
+        }
     }
 
     /// Takes bytes just read from the peer and queues every reply they complete.
@@ -133,6 +159,16 @@ impl StreamService {
         match self {
             StreamService::Echo(_) | StreamService::Frame(_) | StreamService::Array(_) => {}
             StreamService::Upper(s) => s.on_eof(out),
+        }
+    }
+
+    /// True once the service will serve nothing more on this connection
+    /// (tcp-array push or fixed, its one reply queued): what is owed is sent,
+    /// then the connection ends as after a violation, whatever the peer sends.
+    pub fn finished(&self) -> bool {
+        match self {
+            StreamService::Echo(_) | StreamService::Upper(_) | StreamService::Frame(_) => false,
+            StreamService::Array(s) => s.finished(),
         }
     }
 }
@@ -163,5 +199,40 @@ impl DatagramService {
             DatagramService::Upper => upper::uppercase_into(datagram, reply),
             DatagramService::Ping => ping::answer(datagram, reply),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::array::ArrayWire;
+    use super::*;
+
+    #[test]
+    fn only_tcp_array_push_speaks_first_and_finishes_on_connect() {
+        let config = |array_wire| Config { array_len: 3, array_wire, ..Config::default() };
+        for kind in ServiceKind::ALL.into_iter().filter(|k| !k.is_udp()) {
+            for wire in [ArrayWire::Framed, ArrayWire::Fixed, ArrayWire::Push] {
+                let mut service = StreamService::new(kind, &config(wire)).unwrap();
+                let mut out = Output::default();
+                assert!(!service.finished());
+                service.on_connect(&mut out);
+                let push = kind == ServiceKind::TcpArray && wire == ArrayWire::Push;
+                assert_eq!(out.pending(), if push { 24 } else { 0 }, "{kind:?} {wire:?}");
+                assert_eq!(service.finished(), push, "{kind:?} {wire:?}");
+            }
+        }
+        assert!(StreamService::new(ServiceKind::UdpPing, &Config::default()).is_none());
+    }
+
+    #[test]
+    fn a_fixed_request_finishes_the_connection() {
+        let config = Config { array_len: 10, array_wire: ArrayWire::Fixed, ..Config::default() };
+        let mut service = StreamService::new(ServiceKind::TcpArray, &config).unwrap();
+        let mut out = Output::default();
+        service.on_data(b"0002:", &mut out).unwrap();
+        assert!(!service.finished());
+        service.on_data(b"00003", &mut out).unwrap();
+        assert!(service.finished());
+        assert_eq!(out.pending(), 24);
     }
 }
