@@ -31,6 +31,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Print syscall and traffic counts every second and at exit.
     pub stats: bool,
+    /// The listen(2) backlog of every TCP listener (the kernel caps it at net.core.somaxconn).
+    pub backlog: u32,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             idle_timeout: Some(Duration::from_secs(300)),
             drain_timeout: Duration::from_secs(5),
             stats: false,
+            backlog: crate::sys::net::DEFAULT_BACKLOG,
         }
     }
 }

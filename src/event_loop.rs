@@ -133,8 +133,10 @@ impl Server {
         for (kind, port) in enabled {
             let addr = SocketAddr::new(ip, port);
             let bind_error = |source| Error::Bind { service: kind.name(), addr, source };
-            let fd = if kind.is_udp() { net::bind_udp(addr) } else { net::listen_tcp(addr) }
-                .map_err(bind_error)?;
+            let backlog = server.config.backlog;
+            let fd =
+                if kind.is_udp() { net::bind_udp(addr) } else { net::listen_tcp(addr, backlog) }
+                    .map_err(bind_error)?;
             let bound = net::local_addr(fd.as_fd()).map_err(bind_error)?;
             let socket = match DatagramService::new(kind) {
                 Some(service) => Socket::Datagram { fd, service },

@@ -13,6 +13,7 @@ use pollmux::client::{load, ping};
 use pollmux::service::ServiceKind;
 use pollmux::service::array::ArrayWire;
 use pollmux::sys::BackendKind;
+use pollmux::sys::net::DEFAULT_BACKLOG;
 use pollmux::{Config, Server, Shutdown};
 
 /// One single-threaded process serving UDP and TCP over poll(2), select(2) or epoll(7).
@@ -88,6 +89,10 @@ struct ServeArgs {
     /// Print wait, syscall and byte counts every second and at exit.
     #[arg(long)]
     stats: bool,
+    /// listen(2) backlog of every TCP listener, every model: connections the kernel queues until
+    /// accepted (it caps the number at net.core.somaxconn).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG, value_parser = backlog)]
+    backlog: u32,
 }
 
 /// What `pollmux serve --model` runs.
@@ -173,6 +178,17 @@ impl FromStr for Port {
     }
 }
 
+/// The largest `--backlog`: listen(2) takes an int, but the kernel caps it far lower.
+const MAX_BACKLOG: u32 = 65535;
+
+/// `--backlog`: 1 to MAX_BACKLOG.
+fn backlog(s: &str) -> Result<u32, String> {
+    s.parse()
+        .ok()
+        .filter(|n| (1..=MAX_BACKLOG).contains(n))
+        .ok_or_else(|| format!("expected a listen(2) backlog from 1 to {MAX_BACKLOG}, got {s:?}"))
+}
+
 impl ServeArgs {
     fn into_config(self) -> Result<Config, String> {
         let drain_timeout = seconds("--drain-timeout", self.drain_timeout)?;
@@ -197,6 +213,7 @@ impl ServeArgs {
             idle_timeout: (!idle_timeout.is_zero()).then_some(idle_timeout),
             drain_timeout,
             stats: self.stats,
+            backlog: self.backlog,
         })
     }
 }
@@ -308,7 +325,7 @@ fn serve_baseline(args: ServeArgs, model: baseline::Model) -> ExitCode {
     }
     info!("pollmux {}: model {name}, pid {}", env!("CARGO_PKG_VERSION"), std::process::id());
     raise_nofile();
-    let server = match Baseline::bind(model, &args.host, port) {
+    let server = match Baseline::bind(model, &args.host, port, args.backlog) {
         Ok(server) => server,
         Err(e) => {
             error!("{e}");

@@ -56,14 +56,14 @@ pub struct Baseline {
 
 impl Baseline {
     /// Arranges for SIGINT and SIGTERM to exit the process with status 0,
-    /// then binds tcp-echo on `host:port`.
-    pub fn bind(model: Model, host: &str, port: u16) -> Result<Baseline, Error> {
+    /// then binds tcp-echo on `host:port` with a listen(2) backlog of `backlog`.
+    pub fn bind(model: Model, host: &str, port: u16, backlog: u32) -> Result<Baseline, Error> {
         exit_on_signal()?;
         let addr = net::first_addr((host, port))
             .map_err(|source| Error::Resolve { host: host.into(), source })?;
         let bind_error = |source| Error::Bind { service: "tcp-echo", addr, source };
-        // The event loop's listener (SO_REUSEADDR, backlog 4096), made blocking.
-        let listener = TcpListener::from(net::listen_tcp(addr).map_err(bind_error)?);
+        // The event loop's listener (SO_REUSEADDR, the same backlog), made blocking.
+        let listener = TcpListener::from(net::listen_tcp(addr, backlog).map_err(bind_error)?);
         listener.set_nonblocking(false).map_err(bind_error)?;
         Ok(Baseline { model, listener })
     }

@@ -174,10 +174,20 @@ impl Server {
     /// Starts a comparison server, `pollmux serve --model MODEL` (sequential,
     /// threads, pool): tcp-echo alone, on a free port, every other service off.
     pub fn start_model(model: &str) -> Server {
+        Server::start_model_with(model, &[])
+    }
+
+    /// `start_model`, then `extra_args` (which may turn a service back on:
+    /// `--tcp-upper 0`), waiting for the `listening` line of each service on.
+    pub fn start_model_with(model: &str, extra_args: &[&str]) -> Server {
         let mut args = vec!["--model".to_string(), model.to_string()];
         for service in SERVICES.iter().filter(|s| **s != "tcp-echo") {
-            args.extend([format!("--{service}"), "off".to_string()]);
+            let flag = format!("--{service}");
+            if !extra_args.contains(&flag.as_str()) {
+                args.extend([flag, "off".to_string()]);
+            }
         }
+        args.extend(extra_args.iter().map(|a| a.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Server::start("poll", &args)
     }
