@@ -33,6 +33,9 @@ pub struct Config {
     pub stats: bool,
     /// The listen(2) backlog of every TCP listener (the kernel caps it at net.core.somaxconn).
     pub backlog: u32,
+    /// How long after reading a request its reply is written. Stored for the
+    /// event loop's tcp-upper, which does not delay replies yet; the baselines sleep it.
+    pub reply_delay: Duration,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(5),
             stats: false,
             backlog: crate::sys::net::DEFAULT_BACKLOG,
+            reply_delay: Duration::ZERO,
         }
     }
 }

@@ -72,13 +72,13 @@ fn default_backlog_is_4096(backend: &str) {
     assert_tcp_backlogs(&srv, somaxconn.min(4096));
 }
 
-/// A baseline's listener has the backlog.
+/// A baseline's every listener (tcp-echo and tcp-upper) has the backlog.
 fn baseline_listeners_have_the_backlog(model: &str) {
     if !ss_found(&format!("{model}_listeners_have_the_backlog")) {
         return;
     }
-    let srv = Server::start_model_with(model, &["--backlog", "7"]);
-    assert_eq!(srv.addrs().len(), 1, "{:?}", srv.addrs());
+    let srv = Server::start_model_with(model, &["--tcp-upper", "0", "--backlog", "7"]);
+    assert_eq!(srv.addrs().len(), 2, "{:?}", srv.addrs());
     assert_tcp_backlogs(&srv, 7);
 }
 
