@@ -2,13 +2,13 @@
 //! per enabled service; and the connection limit the descriptors leave.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use log::{info, warn};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::service::{self, DatagramService, ServiceKind};
+use crate::service::{self, ServiceKind, Transport};
 use crate::sys::{BackendKind, Interest, limits, net};
 use crate::table::{Entry, Table};
 
@@ -39,20 +39,24 @@ pub fn open_services(config: &Config, table: &mut Table) -> Result<Opened, Error
         config.ports.iter().filter_map(|&(k, p)| Some((k, p?))).collect();
     let mut opened = Opened::default();
     if enabled.iter().any(|&(k, _)| k == ServiceKind::TcpArray) {
-        let len = config.array_len;
+        let len = config.services.array_len;
         opened.array = service::array::build(len).map_err(|_| Error::ArrayTooLarge(len))?;
     }
     for (kind, port) in enabled {
         let addr = SocketAddr::new(ip, port);
         let bind_error = |source| Error::Bind { service: kind.name(), addr, source };
-        let fd = if kind.is_udp() { net::bind_udp(addr) } else { net::listen_tcp(addr) }
-            .map_err(bind_error)?;
-        let bound = net::local_addr(fd.as_fd()).map_err(bind_error)?;
-        let entry = match DatagramService::new(kind) {
-            Some(service) => Entry::Datagram { fd, service },
-            None => Entry::Listener { fd, service: kind },
+        let (fd, entry) = match kind.transport() {
+            Transport::Stream(service) => {
+                let fd = net::listen_tcp(addr, config.backlog).map_err(bind_error)?;
+                (fd.as_raw_fd(), Entry::Listener { fd, service })
+            }
+            Transport::Datagram(service) => {
+                let fd = net::bind_udp(addr).map_err(bind_error)?;
+                (fd.as_raw_fd(), Entry::Datagram { fd, service })
+            }
         };
-        let fd = table.insert(entry, Interest::READ).map_err(|(_, e)| e)?;
+        let bound = net::local_addr(entry.as_fd()).map_err(bind_error)?;
+        table.insert(entry, Interest::READ).map_err(|(_, e)| e)?;
         if !kind.is_udp() {
             opened.listeners.push(fd);
         }

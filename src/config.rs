@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::service::ServiceKind;
+use crate::service::{ServiceKind, Settings};
 use crate::sys::BackendKind;
 
 /// The server's configuration.
@@ -14,10 +14,8 @@ pub struct Config {
     pub backend: BackendKind,
     /// Each service with its port: `Some(0)` for a free port, `None` when off.
     pub ports: Vec<(ServiceKind, Option<u16>)>,
-    /// How many float64 values tcp-array serves.
-    pub array_len: usize,
-    /// The largest frame body either framed service accepts, in bytes.
-    pub max_frame: u32,
+    /// What the stream services are built with: `--array-len`, `--array-wire`, `--max-frame`.
+    pub services: Settings,
     /// Unsent bytes per connection past which reading from it pauses.
     pub max_pending: usize,
     /// Heap bytes all connections may hold together, input and output; a
@@ -38,4 +36,9 @@ pub struct Config {
     pub udp_rate: u32,
     /// Print syscall and traffic counts every second and at exit.
     pub stats: bool,
+    /// The listen(2) backlog of every TCP listener (the kernel caps it at net.core.somaxconn).
+    pub backlog: u32,
+    /// How long after reading a request its reply is written. Stored for the
+    /// event loop's tcp-upper, which does not delay replies yet; the baselines sleep it.
+    pub reply_delay: Duration,
 }

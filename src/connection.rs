@@ -15,7 +15,7 @@ use nix::errno::Errno;
 
 use crate::config::Config;
 use crate::output::Output;
-use crate::service::{ServiceKind, StreamService};
+use crate::service::{StreamKind, StreamService};
 use crate::stats::Stats;
 use crate::sys::{Event, Interest, net};
 
@@ -90,7 +90,7 @@ pub struct Connection {
     /// The peer's address, as accept4 gave it.
     peer: SocketAddr,
     /// The service it was accepted for.
-    kind: ServiceKind,
+    kind: StreamKind,
     /// The service's state machine, holding any partial input (a split frame or character).
     service: StreamService,
     /// Bytes owed to the peer.
@@ -127,7 +127,7 @@ impl Connection {
         fd: OwnedFd,
         id: u64,
         peer: SocketAddr,
-        kind: ServiceKind,
+        kind: StreamKind,
         service: StreamService,
         now: Instant,
     ) -> Self {
@@ -148,6 +148,13 @@ impl Connection {
             timer: None,
             accounted: 0,
         }
+    }
+
+    /// Lets the service speak first (tcp-array push queues the array); true
+    /// when it did, or is already done, so the loop should send at once.
+    pub fn greet(&mut self) -> bool {
+        self.service.on_connect(&mut self.output);
+        !self.output.is_empty() || self.service.finished()
     }
 
     /// Bytes still owed to the peer.
@@ -276,7 +283,7 @@ impl Connection {
                 if self.phase == Phase::Serving
                     && let Err(violation) = self.service.on_data(&cx.buf[..len], &mut self.output)
                 {
-                    info!("closing after owed replies: {violation}");
+                    info!("closing a connection after the replies it is owed: {violation}");
                     self.phase = Phase::Discarding;
                     self.discarding_since = Some(Instant::now());
                 }
@@ -316,6 +323,11 @@ impl Connection {
             return Next::Close("--max-buffered");
         }
         let max_pending = cx.config.max_pending;
+        // A service done serving (push sent, fixed answered) is left like a
+        // violation: what is owed is sent, then FIN, then the peer's FIN awaited.
+        if self.phase == Phase::Serving && self.service.finished() {
+            self.phase = Phase::Discarding;
+        }
         if self.output.is_empty() {
             match self.phase {
                 Phase::Flushing => return Next::Close("done"),

@@ -28,6 +28,14 @@ pub enum Error {
     /// `--array-len` values could not be allocated.
     #[error("--array-len {0} is too large: cannot allocate {0} float64 values (8 bytes each)")]
     ArrayTooLarge(usize),
+    /// A baseline was asked to serve a service it does not serve.
+    #[error("--model {model} serves tcp-echo and tcp-upper only, not {service}")]
+    NotServed {
+        /// The baseline's name.
+        model: &'static str,
+        /// The service asked for.
+        service: &'static str,
+    },
     /// A syscall of the event loop failed.
     #[error(transparent)]
     Sys(#[from] SysError),

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::connection::{Connection, Context, Next};
 use crate::datagram::Datagrams;
 use crate::error::Error;
-use crate::service::{ServiceKind, StreamService};
+use crate::service::{ServiceKind, StreamKind, StreamService};
 use crate::stats::Stats;
 use crate::sys::signal::Signals;
 use crate::sys::{Event, Interest, SysError, net};
@@ -246,7 +246,7 @@ impl Server {
     }
 
     /// accept4 until EAGAIN or the budget runs out.
-    fn accept_connections(&mut self, listener: RawFd, service: ServiceKind) {
+    fn accept_connections(&mut self, listener: RawFd, service: StreamKind) {
         for _ in 0..ACCEPT_BUDGET {
             let Some(entry) = self.table.get(listener) else { return };
             match net::accept(entry.as_fd(), self.cx.config.keepalive) {
@@ -278,7 +278,7 @@ impl Server {
     }
 
     /// Puts an accepted connection in the table, unless `--max-conns` or the backend refuses it.
-    fn add_connection(&mut self, fd: OwnedFd, peer: SocketAddr, service: ServiceKind) {
+    fn add_connection(&mut self, fd: OwnedFd, peer: SocketAddr, service: StreamKind) {
         let now = Instant::now();
         let config = &self.cx.config;
         if self.life.connections >= config.max_conns {
@@ -291,14 +291,20 @@ impl Server {
             }
             return; // dropping `fd` closes it
         }
-        let state = StreamService::new(service, config.array_len, config.max_frame)
-            .expect("listeners only serve stream services");
+        let state = StreamService::new(service, &config.services);
         self.life.next_id += 1;
-        let conn = Connection::new(fd, self.life.next_id, peer, service, state, now);
+        let mut conn = Connection::new(fd, self.life.next_id, peer, service, state, now);
+        // A service that speaks first (tcp-array push) queues it now.
+        let speaks_first = conn.greet();
         match self.register(Entry::Connection(Box::new(conn))) {
             Ok(fd) => {
                 self.cx.stats.accepted += 1;
-                self.schedule_deadline(fd);
+                if speaks_first {
+                    // Send at once, as if writable; settle asks for POLLOUT while some is owed.
+                    self.dispatch(Event { fd, readable: false, writable: true });
+                } else {
+                    self.schedule_deadline(fd);
+                }
             }
             Err(Error::Sys(SysError::FdTooLarge { fd, limit })) => {
                 self.cx.stats.refused += 1;

@@ -5,13 +5,16 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use log::{error, info};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use log::{error, info, warn};
 
 use pollmux::baseline::{self, Baseline};
 use pollmux::client::{load, ping};
-use pollmux::service::ServiceKind;
+use pollmux::service::array::ArrayWire;
+use pollmux::service::{ServiceKind, Settings};
 use pollmux::sys::BackendKind;
+use pollmux::sys::net::DEFAULT_BACKLOG;
 use pollmux::{Config, Server, Shutdown};
 
 /// One single-threaded process serving UDP and TCP over poll(2), select(2) or epoll(7).
@@ -38,7 +41,7 @@ struct ServeArgs {
     /// Address or name to bind every service on (IPv4, IPv6 such as ::1, or a name).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// The server: the event loop, or a blocking comparison server (tcp-echo only).
+    /// The server: the event loop, or a blocking comparison server (tcp-echo and tcp-upper only).
     #[arg(long, value_enum, default_value = "mux")]
     model: Model,
     /// The wait syscall (--model mux only).
@@ -53,7 +56,7 @@ struct ServeArgs {
     /// TCP frames: 4-byte big-endian length + payload, answered uppercased.
     #[arg(long, value_name = "PORT", default_value = "1241")]
     tcp_frame: Port,
-    /// TCP array: `OFFSET:COUNT` frames answered with float64 slices.
+    /// TCP array: `OFFSET:COUNT` requests answered with float64 slices (see --array-wire).
     #[arg(long, value_name = "PORT", default_value = "25000")]
     tcp_array: Port,
     /// UDP upper: each datagram answered uppercased.
@@ -65,6 +68,10 @@ struct ServeArgs {
     /// How many float64 values tcp-array serves (a[i] = i; 8 bytes each, held in memory).
     #[arg(long, value_name = "N", default_value_t = 50_000_000)]
     array_len: usize,
+    /// How tcp-array talks: `framed`, many framed requests per connection; `fixed`, the lessons'
+    /// one 10-byte OFFSET:COUNT request answered by the raw values; `push`, the whole array on connect.
+    #[arg(long, value_enum, value_name = "WIRE", default_value = "framed")]
+    array_wire: ArrayWire,
     /// Largest frame body accepted by tcp-frame and tcp-array; a larger header closes the connection.
     /// BYTES here and below: a number, optionally with KiB, MiB or GiB.
     #[arg(long, value_name = "BYTES", default_value = "16MiB")]
@@ -97,6 +104,22 @@ struct ServeArgs {
     /// Print wait, syscall and byte counts every second and at exit.
     #[arg(long)]
     stats: bool,
+    /// listen(2) backlog of every TCP listener, every model: connections the kernel queues until
+    /// accepted (it caps the number at net.core.somaxconn).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG, value_parser = backlog)]
+    backlog: u32,
+    /// Milliseconds between reading a request and writing its reply. The baselines sleep that long
+    /// before each reply, as the lessons' slow servers do; in --model mux it is for tcp-upper, on a
+    /// timer, which the event loop does not have yet (it warns and ignores the flag).
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = reply_delay)]
+    reply_delay: u64,
+    /// Threads of --model pool, per service, each serving one client at a time.
+    #[arg(long, value_name = "N", default_value_t = baseline::pool::DEFAULT_THREADS,
+          value_parser = pool_size)]
+    pool_size: usize,
+    /// The ids of the flags given on the command line (not defaulted), filled in after parsing.
+    #[arg(skip)]
+    given: Vec<String>,
 }
 
 /// What `pollmux serve --model` runs.
@@ -108,7 +131,7 @@ enum Model {
     Sequential,
     /// Blocking: one thread per connection.
     Threads,
-    /// Blocking: a pool of 4 threads sharing the listener.
+    /// Blocking: a pool of --pool-size threads sharing the listener.
     Pool,
 }
 
@@ -208,7 +231,42 @@ impl FromStr for Port {
     }
 }
 
+/// The largest `--backlog`: listen(2) takes an int, but the kernel caps it far lower.
+const MAX_BACKLOG: u32 = 65535;
+/// The largest `--pool-size`.
+const MAX_POOL_SIZE: usize = 10_000;
+/// The longest `--reply-delay`: one day.
+const MAX_REPLY_DELAY_MS: u64 = 24 * 3600 * 1000;
+
+/// `--backlog`: 1 to MAX_BACKLOG.
+fn backlog(s: &str) -> Result<u32, String> {
+    s.parse()
+        .ok()
+        .filter(|n| (1..=MAX_BACKLOG).contains(n))
+        .ok_or_else(|| format!("expected a listen(2) backlog from 1 to {MAX_BACKLOG}, got {s:?}"))
+}
+
+/// `--pool-size`: 1 to MAX_POOL_SIZE.
+fn pool_size(s: &str) -> Result<usize, String> {
+    s.parse()
+        .ok()
+        .filter(|n| (1..=MAX_POOL_SIZE).contains(n))
+        .ok_or_else(|| format!("expected a number of threads from 1 to {MAX_POOL_SIZE}, got {s:?}"))
+}
+
+/// `--reply-delay`: 0 to MAX_REPLY_DELAY_MS milliseconds.
+fn reply_delay(s: &str) -> Result<u64, String> {
+    s.parse().ok().filter(|&n| n <= MAX_REPLY_DELAY_MS).ok_or_else(|| {
+        format!("expected milliseconds from 0 to {MAX_REPLY_DELAY_MS} (one day), got {s:?}")
+    })
+}
+
 impl ServeArgs {
+    /// True when `id` (a field name: `tcp_frame`) was given on the command line.
+    fn given(&self, id: &str) -> bool {
+        self.given.iter().any(|g| g == id)
+    }
+
     fn into_config(self) -> Result<Config, String> {
         let drain_timeout = seconds("--drain-timeout", self.drain_timeout)?;
         let idle_timeout = seconds("--idle-timeout", self.idle_timeout)?;
@@ -225,13 +283,16 @@ impl ServeArgs {
             host: self.host,
             backend: self.backend,
             ports: ServiceKind::ALL.into_iter().zip(ports.map(|p| p.0)).collect(),
-            array_len: self.array_len,
-            max_frame: u32::try_from(self.max_frame.0).map_err(|_| {
-                format!(
-                    "--max-frame {} is over 4 GiB, more than a 4-byte length can announce",
-                    self.max_frame.0
-                )
-            })?,
+            services: Settings {
+                array_len: self.array_len,
+                array_wire: self.array_wire,
+                max_frame: u32::try_from(self.max_frame.0).map_err(|_| {
+                    format!(
+                        "--max-frame {} is over 4 GiB, more than a 4-byte length can announce",
+                        self.max_frame.0
+                    )
+                })?,
+            },
             max_pending: self.max_pending.0,
             max_buffered: self.max_buffered.0,
             max_conns: self.max_conns,
@@ -241,6 +302,8 @@ impl ServeArgs {
             keepalive: (self.keepalive > 0).then(|| Duration::from_secs(self.keepalive.into())),
             udp_rate: self.udp_rate,
             stats: self.stats,
+            backlog: self.backlog,
+            reply_delay: Duration::from_millis(self.reply_delay),
         })
     }
 }
@@ -255,7 +318,20 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+    if let (Command::Serve(args), Some(serve)) =
+        (&mut cli.command, matches.subcommand_matches("serve"))
+    {
+        // Which flags were typed, so that a baseline can refuse one it cannot honour
+        // even when it carries the default value.
+        args.given = serve
+            .ids()
+            .filter(|id| serve.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+            .map(|id| id.to_string())
+            .collect();
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match cli.command {
         Command::Serve(args) => match args.model {
@@ -270,6 +346,9 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    if args.given("pool_size") {
+        warn!("--pool-size applies to --model pool only; ignored");
+    }
     let config = match args.into_config() {
         Ok(config) => config,
         Err(message) => {
@@ -283,6 +362,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         config.backend.name(),
         std::process::id()
     );
+    if !config.reply_delay.is_zero() {
+        warn!("--reply-delay: the event loop does not delay tcp-upper's replies yet; ignored");
+    }
     raise_nofile();
     let stats = config.stats;
     let mut server = match Server::bind(config) {
@@ -323,44 +405,74 @@ fn raise_nofile() {
     }
 }
 
-/// `serve --model sequential|threads|pool`: tcp-echo alone, on blocking sockets.
-/// A port asked for another service is an error rather than silently unserved.
+/// `serve --model sequential|threads|pool`: tcp-echo and tcp-upper, on blocking sockets.
+/// A port given for another service is an error rather than silently unserved;
+/// a flag only the event loop uses is warned about.
 fn serve_baseline(args: ServeArgs, model: baseline::Model) -> ExitCode {
     let name = model.name();
-    let Port(Some(port)) = args.tcp_echo else {
-        error!("--model {name} serves tcp-echo only, and --tcp-echo is off");
-        return ExitCode::from(2);
-    };
     let others = [
-        (ServiceKind::TcpUpper, args.tcp_upper),
-        (ServiceKind::TcpFrame, args.tcp_frame),
-        (ServiceKind::TcpArray, args.tcp_array),
-        (ServiceKind::UdpUpper, args.udp_upper),
-        (ServiceKind::UdpPing, args.udp_ping),
+        ("tcp_frame", args.tcp_frame),
+        ("tcp_array", args.tcp_array),
+        ("udp_upper", args.udp_upper),
+        ("udp_ping", args.udp_ping),
     ];
-    for (kind, Port(asked)) in others {
-        if let Some(asked) = asked.filter(|&p| p != kind.default_port()) {
-            let flag = kind.name();
+    for (id, Port(asked)) in others {
+        if let Some(asked) = asked.filter(|_| args.given(id)) {
+            let flag = id.replace('_', "-");
             error!(
-                "--model {name} serves tcp-echo only: drop --{flag} {asked}, or use --model mux"
+                "--model {name} serves tcp-echo and tcp-upper only: drop --{flag} {asked}, \
+                 or use --model mux"
             );
             return ExitCode::from(2);
         }
     }
-    if args.backend != BackendKind::Poll || args.stats {
-        log::warn!("--backend and --stats apply to --model mux only; ignored");
+    let services: Vec<(ServiceKind, u16)> =
+        [(ServiceKind::TcpEcho, args.tcp_echo), (ServiceKind::TcpUpper, args.tcp_upper)]
+            .into_iter()
+            .filter_map(|(kind, Port(port))| Some((kind, port?)))
+            .collect();
+    if services.is_empty() {
+        error!("--model {name} serves tcp-echo and tcp-upper, and both are off");
+        return ExitCode::from(2);
+    }
+    const MUX_ONLY: [&str; 9] = [
+        "backend",
+        "stats",
+        "array_len",
+        "array_wire",
+        "max_frame",
+        "max_pending",
+        "max_conns",
+        "idle_timeout",
+        "drain_timeout",
+    ];
+    let ignored: Vec<String> = MUX_ONLY
+        .iter()
+        .filter(|id| args.given(id))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if !ignored.is_empty() {
+        warn!("{} apply to --model mux only; ignored", ignored.join(", "));
+    }
+    if model != baseline::Model::Pool && args.given("pool_size") {
+        warn!("--pool-size applies to --model pool only; ignored");
     }
     info!("pollmux {}: model {name}, pid {}", env!("CARGO_PKG_VERSION"), std::process::id());
     raise_nofile();
-    let server = match Baseline::bind(model, &args.host, port) {
+    let options = baseline::Options {
+        pool_size: args.pool_size,
+        reply_delay: Duration::from_millis(args.reply_delay),
+        backlog: args.backlog,
+    };
+    let server = match Baseline::bind(model, &args.host, &services, options) {
         Ok(server) => server,
         Err(e) => {
             error!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    match server.local_addr() {
-        Ok(addr) => print_listening(&[(ServiceKind::TcpEcho, addr)]),
+    match server.listening() {
+        Ok(listening) => print_listening(&listening),
         Err(e) => {
             error!("getsockname: {e}");
             return ExitCode::FAILURE;

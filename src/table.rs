@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::connection::Connection;
 use crate::fd_map::FdMap;
-use crate::service::{DatagramService, ServiceKind};
+use crate::service::{DatagramService, StreamKind};
 use crate::sys::Interest;
 use crate::sys::signal::Signals;
 
@@ -22,7 +22,7 @@ pub enum Entry {
         /// The listening socket.
         fd: OwnedFd,
         /// The service its connections get.
-        service: ServiceKind,
+        service: StreamKind,
     },
     /// An accepted TCP connection, its socket inside.
     Connection(Box<Connection>),

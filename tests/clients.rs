@@ -167,22 +167,6 @@ fn pool_baseline_serves_load() {
 }
 
 #[test]
-fn baseline_rejects_a_port_for_another_service() {
-    let run = run_to_exit(&["serve", "--model", "threads", "--tcp-echo", "0", "--tcp-upper", "0"]);
-    assert_eq!(run.status.code(), Some(2), "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("serves tcp-echo only"), "{}", run.stderr);
-    assert!(run.stderr.contains("--tcp-upper 0"), "{}", run.stderr);
-    assert!(run.stdout.is_empty(), "{}", run.stdout);
-}
-
-#[test]
-fn baseline_with_tcp_echo_off_fails() {
-    let run = run_to_exit(&["serve", "--model", "pool", "--tcp-echo", "off"]);
-    assert_eq!(run.status.code(), Some(2), "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("--tcp-echo is off"), "{}", run.stderr);
-}
-
-#[test]
 fn ping_to_a_closed_port_counts_every_packet_lost_and_exits_1() {
     // A port the kernel just handed out and took back: closed, barring a race.
     let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -264,3 +264,27 @@ fn upper_exchange(client: &mut std::net::TcpStream) {
     write_or_fail(client, b"hello");
     expect_bytes(client, b"HELLO");
 }
+
+#[test]
+fn help_says_what_each_lesson_flag_does_and_its_default() {
+    let run = run_to_exit(&["serve", "--help"]);
+    run.assert_success();
+    let help = &run.stdout;
+    for (flag, says, default) in [
+        ("--array-wire <WIRE>", "How tcp-array talks", "[default: framed]"),
+        ("--backlog <N>", "listen(2) backlog of every TCP listener", "[default: 4096]"),
+        ("--reply-delay <MS>", "between reading a request and writing its reply", "[default: 0]"),
+        ("--pool-size <N>", "Threads of --model pool", "[default: 4]"),
+    ] {
+        // Long help: the flag, its text, then its default, before the next flag.
+        let at = help.find(flag).unwrap_or_else(|| panic!("no {flag} in:\n{help}"));
+        let entry = &help[at..];
+        let entry = &entry
+            [..entry[flag.len()..].find("\n      --").map_or(entry.len(), |e| e + flag.len())];
+        assert!(entry.contains(says), "{flag}: {entry}");
+        assert!(entry.contains(default), "{flag}: {entry}");
+    }
+    for wire in ["framed:", "fixed:", "push:"] {
+        assert!(help.contains(wire), "--array-wire values undescribed:\n{help}");
+    }
+}

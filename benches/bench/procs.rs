@@ -232,7 +232,15 @@ pub fn pollmux_serve(backend: &str, services: &[&str], extra: &[&str]) -> Comman
 /// The command that starts a baseline server (`--model sequential|threads|pool`).
 pub fn pollmux_model(model: &str) -> Command {
     let mut command = Command::new(pollmux_bin());
-    command.env("RUST_LOG", "info").args(["serve", "--model", model, "--tcp-echo", "0"]);
+    command.env("RUST_LOG", "info").args([
+        "serve",
+        "--model",
+        model,
+        "--tcp-echo",
+        "0",
+        "--tcp-upper",
+        "off",
+    ]);
     command
 }
 

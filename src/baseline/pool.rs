@@ -1,23 +1,32 @@
-//! A pool of four threads sharing the listener: each blocks in accept, then serves that client until EOF.
+//! A pool of threads sharing the listener: each blocks in accept, then serves that client until EOF.
 //!
-//! Each thread is the sequential server; four of them on one listener serve
-//! four clients at once. The kernel wakes one blocked accept per incoming
+//! Each thread is the sequential server; N of them on one listener serve N
+//! clients at once. The kernel wakes one blocked accept per incoming
 //! connection, and further clients wait in the backlog.
 
 use std::net::TcpListener;
 use std::thread;
 
-use super::sequential;
+use log::warn;
 
-/// Threads in the pool, as in the course's example.
-pub const THREADS: usize = 4;
+use super::{STACK, Serving, sequential};
 
-/// Starts three threads and makes the calling thread the fourth.
-pub fn run(listener: &TcpListener) -> ! {
+/// Threads in the pool unless `--pool-size` says otherwise, as in the course's example.
+pub const DEFAULT_THREADS: usize = 4;
+
+/// Starts `size - 1` threads and makes the calling thread the last one.
+/// If the system refuses a thread, the pool serves with those it has.
+pub fn run(listener: &TcpListener, serving: Serving, size: usize) -> ! {
     thread::scope(|scope| {
-        for _ in 1..THREADS {
-            scope.spawn(|| sequential::run(listener));
+        for started in 1..size {
+            let spawned = thread::Builder::new()
+                .stack_size(STACK)
+                .spawn_scoped(scope, || sequential::run(listener, serving));
+            if let Err(e) = spawned {
+                warn!("cannot start pool thread {}: {e}; serving with {started}", started + 1);
+                break;
+            }
         }
-        sequential::run(listener)
+        sequential::run(listener, serving)
     })
 }

@@ -5,14 +5,10 @@ use std::thread;
 
 use log::{debug, warn};
 
-use super::{accept_failed, serve_client};
-
-/// Stack of a connection's thread: its buffer is on the heap, so a small
-/// stack lets thousands of threads fit (the default reserves 2 MiB each).
-const STACK: usize = 256 * 1024;
+use super::{STACK, Serving, accept_failed, serve_client};
 
 /// accept(2), then clone(2) a thread that serves the client to its end.
-pub fn run(listener: &TcpListener) -> ! {
+pub fn run(listener: &TcpListener, serving: Serving) -> ! {
     loop {
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
@@ -21,9 +17,9 @@ pub fn run(listener: &TcpListener) -> ! {
                 continue;
             }
         };
-        debug!("{peer}: connected");
+        debug!("{peer}: connected to {}", serving.service.name());
         let spawned = thread::Builder::new().stack_size(STACK).spawn(move || {
-            serve_client(stream);
+            serve_client(stream, serving);
             debug!("{peer}: done");
         });
         // The stream moved into the closure is dropped, so closed, with it.

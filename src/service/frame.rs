@@ -2,12 +2,73 @@
 
 use std::borrow::Cow;
 
-use super::Violation;
 use super::upper::uppercase_into;
+use super::{ServiceKind, Violation};
 use crate::output::Output;
 
 /// Bytes in a frame header.
 const HEADER: usize = 4;
+
+/// A frame header that cannot be a length the reader accepts: the service
+/// that owns the reader turns it into [`Violation::FrameHeader`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadHeader {
+    /// The four bytes where a length belonged.
+    pub header: [u8; HEADER],
+    /// The reader's `--max-frame`.
+    pub limit: u32,
+}
+
+impl BadHeader {
+    /// The violation of `service`, which read this header.
+    pub fn violation(self, service: ServiceKind) -> Violation {
+        Violation::FrameHeader { service, header: self.header, limit: self.limit }
+    }
+}
+
+/// True when every byte of `header` is printable ASCII (space to `~`): text
+/// from a client that does not frame what it sends (`5000`, `GET `, `hell`).
+/// As a length that is at least 0x20202020, 538,976,288 bytes.
+pub fn is_text(header: &[u8; HEADER]) -> bool {
+    header.iter().all(|&b| (b' '..=b'~').contains(&b))
+}
+
+/// The message of [`Violation::FrameHeader`]: what arrived (as text when it
+/// is printable, else in hex), why it is no header, what `service` expects,
+/// and for tcp-array text like `5000:10000`, the flag that serves it.
+pub fn header_message(kind: &ServiceKind, header: &[u8; HEADER], limit: &u32) -> String {
+    let (service, limit) = (kind.name(), *limit);
+    let announced = u32::from_be_bytes(*header);
+    let over =
+        if announced > limit { format!(", over --max-frame {limit}") } else { String::new() };
+    let mut message = if is_text(header) {
+        let text = std::str::from_utf8(header).expect("printable ASCII is UTF-8");
+        format!(
+            "{service} read {text:?} where a frame header belongs: text, not a length \
+             (read as a length it announces {announced} bytes{over})"
+        )
+    } else {
+        let [a, b, c, d] = *header;
+        format!(
+            "{service} read the frame header {a:02x} {b:02x} {c:02x} {d:02x}, \
+             a length of {announced} bytes{over}"
+        )
+    };
+    message.push_str(&format!(
+        "; {service} expects each frame to start with a 4-byte big-endian length of at most \
+         {limit} bytes"
+    ));
+    let offset_count = header.iter().all(|&b| b.is_ascii_digit() || b == b':')
+        && header.iter().filter(|&&b| b == b':').count() <= 1
+        && header[0] != b':';
+    if *kind == ServiceKind::TcpArray && offset_count {
+        message.push_str(
+            "; this looks like an unframed OFFSET:COUNT request, as the lessons' client sends: \
+             start the server with --array-wire fixed to serve those",
+        );
+    }
+    message
+}
 
 /// Incremental frame decoder: takes reads of any size, yields whole payloads.
 #[derive(Debug)]
@@ -31,11 +92,12 @@ impl FrameReader {
     /// Takes bytes from the front of `input` until a frame is complete and
     /// returns its payload, borrowed from `input` when the whole body is there,
     /// or `Ok(None)` once `input` is used up (the rest is kept for the next read).
-    /// A header announcing more than the limit is an error before any body byte is kept.
+    /// A header announcing more than the limit, or made of printable text
+    /// ([`is_text`]), is an error before any body byte is kept.
     pub fn next_frame<'a>(
         &mut self,
         input: &mut &'a [u8],
-    ) -> Result<Option<Cow<'a, [u8]>>, Violation> {
+    ) -> Result<Option<Cow<'a, [u8]>>, BadHeader> {
         let take = (HEADER - self.header_len).min(input.len());
         self.header[self.header_len..][..take].copy_from_slice(&input[..take]);
         self.header_len += take;
@@ -44,11 +106,8 @@ impl FrameReader {
             return Ok(None);
         }
         let announced = u32::from_be_bytes(self.header);
-        if announced > self.max_frame {
-            return Err(Violation::FrameTooLarge {
-                announced: announced.into(),
-                limit: self.max_frame.into(),
-            });
+        if announced > self.max_frame || is_text(&self.header) {
+            return Err(BadHeader { header: self.header, limit: self.max_frame });
         }
         let len = announced as usize;
         if self.body.is_empty() && input.len() >= len {
@@ -121,7 +180,8 @@ impl FrameUpper {
     /// Queues one uppercased frame per frame that `input` completes, in order.
     /// On a violation, the replies to the frames before it are already queued.
     pub fn on_data(&mut self, mut input: &[u8], out: &mut Output) -> Result<(), Violation> {
-        while let Some(payload) = self.reader.next_frame(&mut input)? {
+        let bad_header = |bad: BadHeader| bad.violation(ServiceKind::TcpFrame);
+        while let Some(payload) = self.reader.next_frame(&mut input).map_err(bad_header)? {
             out.write_bytes(|buf| write_frame(buf, |buf| uppercase_into(&payload, buf)))?;
         }
         Ok(())
@@ -144,7 +204,7 @@ mod tests {
         reader: &mut FrameReader,
         input: &[u8],
         cuts: &[usize],
-    ) -> Result<Vec<Vec<u8>>, Violation> {
+    ) -> Result<Vec<Vec<u8>>, BadHeader> {
         let mut frames = Vec::new();
         let mut start = 0;
         for &cut in cuts.iter().chain([&input.len()]) {
@@ -218,17 +278,84 @@ mod tests {
     fn header_over_the_limit_is_rejected_before_its_body() {
         let mut reader = FrameReader::new(4);
         let mut read = &[0, 0, 0, 5, b'a'][..];
-        let too_large = Violation::FrameTooLarge { announced: 5, limit: 4 };
-        assert_eq!(reader.next_frame(&mut read), Err(too_large.clone()));
+        let too_large = BadHeader { header: [0, 0, 0, 5], limit: 4 };
+        assert_eq!(reader.next_frame(&mut read), Err(too_large));
         assert_eq!(read, b"a", "no body byte is taken");
         assert!(reader.body.capacity() == 0);
         // Also when the header arrives in pieces, and at the maximum.
         let input = [0xff, 0xff, 0xff, 0xff];
         let result = read_frames(&mut FrameReader::new(4), &input, &[1, 2, 3]);
-        assert_eq!(result, Err(Violation::FrameTooLarge { announced: u32::MAX.into(), limit: 4 }));
+        assert_eq!(result, Err(BadHeader { header: input, limit: 4 }));
         // Exactly the limit is fine.
         let frames = read_frames(&mut FrameReader::new(4), &frame(b"abcd"), &[]).unwrap();
         assert_eq!(frames, [b"abcd"]);
+    }
+
+    #[test]
+    fn text_header_is_rejected_whatever_the_limit() {
+        // "5000" announces 892,350,512 bytes: within a raised limit, yet text.
+        let mut reader = FrameReader::new(u32::MAX);
+        let mut read = &b"5000:10000"[..];
+        assert_eq!(
+            reader.next_frame(&mut read),
+            Err(BadHeader { header: *b"5000", limit: u32::MAX })
+        );
+        assert_eq!(read, b":10000", "no body byte is taken");
+        // A header with one byte outside printable ASCII is a length like any other.
+        let mut reader = FrameReader::new(u32::MAX);
+        assert_eq!(reader.next_frame(&mut &b"500\n"[..]), Ok(None));
+        assert!(is_text(b" ~ ~") && is_text(b"GET ") && is_text(b"0000"));
+        assert!(!is_text(b"\x1f   ") && !is_text(b"abc\x7f") && !is_text(&[0, 0, 0, 5]));
+    }
+
+    fn message(service: ServiceKind, header: &[u8; 4], limit: u32) -> String {
+        Violation::FrameHeader { service, header: *header, limit }.to_string()
+    }
+
+    #[test]
+    fn header_message_shows_text_as_text() {
+        assert_eq!(
+            message(ServiceKind::TcpFrame, b"GET ", 16 << 20),
+            "tcp-frame read \"GET \" where a frame header belongs: text, not a length (read as a \
+             length it announces 1195725856 bytes, over --max-frame 16777216); tcp-frame expects \
+             each frame to start with a 4-byte big-endian length of at most 16777216 bytes"
+        );
+        // Within the limit, the limit is not blamed; quotes are escaped.
+        let m = message(ServiceKind::TcpFrame, b"a\"b\\", u32::MAX);
+        assert!(
+            m.starts_with(r#"tcp-frame read "a\"b\\" where a frame header belongs: text, "#),
+            "{m}"
+        );
+        assert!(m.contains("it announces 1629643356 bytes)"), "{m}");
+        assert!(!m.contains("--array-wire"), "{m}");
+    }
+
+    #[test]
+    fn header_message_shows_other_bytes_in_hex() {
+        assert_eq!(
+            message(ServiceKind::TcpArray, &[0xff, 0, 0x0a, 0x7f], 100),
+            "tcp-array read the frame header ff 00 0a 7f, a length of 4278192767 bytes, over \
+             --max-frame 100; tcp-array expects each frame to start with a 4-byte big-endian \
+             length of at most 100 bytes"
+        );
+        assert!(message(ServiceKind::TcpFrame, &[0, 0, 0, 5], 4).starts_with(
+            "tcp-frame read the frame header 00 00 00 05, a length of 5 bytes, over --max-frame 4;"
+        ));
+    }
+
+    #[test]
+    fn header_message_suggests_fixed_wire_for_offset_count_text() {
+        let hint = "; this looks like an unframed OFFSET:COUNT request, as the lessons' client \
+                    sends: start the server with --array-wire fixed to serve those";
+        for header in [b"5000", b"0000", b"12:3", b"1:20", b"999:"] {
+            let m = message(ServiceKind::TcpArray, header, 16 << 20);
+            assert!(m.ends_with(hint), "{m}");
+        }
+        // Not OFFSET:COUNT-like, or not tcp-array: no hint.
+        for header in [b"GET ", b":123", b"1:2:", b"12 3", b"abcd"] {
+            assert!(!message(ServiceKind::TcpArray, header, 16 << 20).contains("--array-wire"));
+        }
+        assert!(!message(ServiceKind::TcpFrame, b"5000", 16 << 20).contains("--array-wire"));
     }
 
     #[test]
@@ -253,7 +380,9 @@ mod tests {
         let input = [frame(b"a\xff"), frame(b"toolong"), frame(b"b")].concat();
         let (out, result) = upper_in_reads(3, &input, &[]);
         assert_eq!(out, frame(b"A\xff"));
-        assert_eq!(result, Err(Violation::FrameTooLarge { announced: 7, limit: 3 }));
+        let header = [0, 0, 0, 7];
+        let service = ServiceKind::TcpFrame;
+        assert_eq!(result, Err(Violation::FrameHeader { service, header, limit: 3 }));
     }
 
     /// Well-formed frames (some over a limit of 16), then maybe stray bytes.
@@ -311,8 +440,9 @@ mod tests {
             let (out, result) = upper_in_reads(max_frame, &input, &[]);
             // Whatever is queued is a sequence of whole frames: one per request answered.
             let replies = read_frames(&mut FrameReader::new(u32::MAX), &out, &[]).unwrap();
-            if let Err(Violation::FrameTooLarge { announced, limit }) = &result {
-                prop_assert!(announced > limit);
+            if let Err(Violation::FrameHeader { service, header, limit }) = &result {
+                prop_assert_eq!(*service, ServiceKind::TcpFrame);
+                prop_assert!(u32::from_be_bytes(*header) > *limit || is_text(header));
             }
             let mut reader = FrameReader::new(max_frame);
             let mut read = &input[..];

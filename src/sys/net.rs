@@ -9,8 +9,9 @@ use nix::errno::Errno;
 use nix::sys::socket::{self, MsgFlags, SockaddrStorage};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
-/// The listen(2) backlog: the kernel caps it at net.core.somaxconn (4096 on recent kernels).
-const BACKLOG: i32 = 4096;
+/// The default listen(2) backlog (`--backlog`): the kernel caps any backlog
+/// at net.core.somaxconn (4096 on recent kernels).
+pub const DEFAULT_BACKLOG: u32 = 4096;
 
 /// The first address `addrs` names: an IP literal as it is, a name through
 /// getaddrinfo(3) (which may open sockets of its own to ask a DNS server).
@@ -21,9 +22,10 @@ pub fn first_addr(addrs: impl ToSocketAddrs) -> std::io::Result<SocketAddr> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
 }
 
-/// socket + setsockopt(SO_REUSEADDR) + bind + listen: a non-blocking TCP listener.
+/// socket + setsockopt(SO_REUSEADDR) + bind + listen(fd, backlog): a non-blocking TCP listener.
 /// SO_REUSEADDR lets a restarted server bind while old connections sit in TIME_WAIT.
-pub fn listen_tcp(addr: SocketAddr) -> std::io::Result<OwnedFd> {
+/// The backlog bounds the connections the kernel queues until accept takes them.
+pub fn listen_tcp(addr: SocketAddr, backlog: u32) -> std::io::Result<OwnedFd> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking().cloexec(),
@@ -31,7 +33,8 @@ pub fn listen_tcp(addr: SocketAddr) -> std::io::Result<OwnedFd> {
     )?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
+    // The kernel caps it at somaxconn anyway; i32::MAX asks for the most.
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(socket.into())
 }
 

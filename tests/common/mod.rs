@@ -174,10 +174,20 @@ impl Server {
     /// Starts a comparison server, `pollmux serve --model MODEL` (sequential,
     /// threads, pool): tcp-echo alone, on a free port, every other service off.
     pub fn start_model(model: &str) -> Server {
+        Server::start_model_with(model, &[])
+    }
+
+    /// `start_model`, then `extra_args` (which may turn a service back on:
+    /// `--tcp-upper 0`), waiting for the `listening` line of each service on.
+    pub fn start_model_with(model: &str, extra_args: &[&str]) -> Server {
         let mut args = vec!["--model".to_string(), model.to_string()];
         for service in SERVICES.iter().filter(|s| **s != "tcp-echo") {
-            args.extend([format!("--{service}"), "off".to_string()]);
+            let flag = format!("--{service}");
+            if !extra_args.contains(&flag.as_str()) {
+                args.extend([flag, "off".to_string()]);
+            }
         }
+        args.extend(extra_args.iter().map(|a| a.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Server::start("poll", &args)
     }
@@ -213,7 +223,13 @@ impl Server {
         let mut text = text.lock().unwrap();
         while !done(&text) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "stderr: no {what:?} after {PROCESS_DEADLINE:?}:\n{}", *text);
+            if left.is_zero() {
+                // Unlocked before panicking: Drop reads stderr again, and a poisoned
+                // lock there would abort the whole test binary.
+                let seen = text.clone();
+                drop(text);
+                panic!("stderr: no {what:?} after {PROCESS_DEADLINE:?}:\n{seen}");
+            }
             text = grew.wait_timeout(text, left).unwrap().0;
         }
         text.clone()
