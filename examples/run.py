@@ -11,7 +11,7 @@ one line per check. `make examples` builds pollmux, then runs this.
 No sleeping to synchronise: a server is ready once it has printed its
 `listening SERVICE ADDRESS` lines, and this script waits for exactly those.
 
-usage: python3 examples/run.py [--pending] [--verbose] [--pollmux PATH]
+usage: python3 examples/run.py [--verbose] [--pollmux PATH]
 Exits 0 if every check passed, 1 otherwise.
 """
 
@@ -43,12 +43,7 @@ CHECKS = [
     ("array_framed_client.py", "tcp-array", ["--array-len", str(ARRAY_LEN)], []),
     ("udp_upper_client.py", "udp-upper", [], []),
     ("udp_ping_client.py", "udp-ping", [], []),
-]
-
-# The array wires that `pollmux serve --array-wire fixed|push` is adding. They
-# are enabled once --array-wire lands: then move these two into CHECKS (until
-# then, --pending runs them and pollmux refuses the flag).
-PENDING_ARRAY_WIRE = [
+    # The lessons' two numpy clients, against the two wires they expect.
     ("array_push_client.py", "tcp-array", ["--len", str(ARRAY_LEN)], ["--array-wire", "push"]),
     ("array_fixed_client.py", "tcp-array", [], ["--array-wire", "fixed"]),
 ]
@@ -196,8 +191,6 @@ def python_server_checks(report):
 
 def main():
     parser = argparse.ArgumentParser(description="run every example against its server")
-    parser.add_argument("--pending", action="store_true",
-                        help="also run PENDING_ARRAY_WIRE (needs pollmux serve --array-wire)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="print every client's output, not only a failing one's")
     parser.add_argument("--pollmux", type=Path, default=ROOT / "target" / "release" / "pollmux",
@@ -207,7 +200,7 @@ def main():
         sys.exit(f"{args.pollmux} not found: build it first (make examples does)")
 
     report = Report(args.verbose)
-    pollmux_checks(report, args.pollmux, CHECKS + (PENDING_ARRAY_WIRE if args.pending else []))
+    pollmux_checks(report, args.pollmux, CHECKS)
     python_server_checks(report)
     print(f"examples: {report.passed} passed, {report.failed} failed")
     sys.exit(1 if report.failed else 0)
