@@ -5,6 +5,7 @@
 //! what to watch next. Only the recv, send and shutdown calls of `sys::net` are
 //! made here; the event loop owns the wait and the table.
 
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -15,7 +16,7 @@ use nix::errno::Errno;
 
 use crate::config::Config;
 use crate::output::Output;
-use crate::service::{StreamKind, StreamService};
+use crate::service::{StreamKind, StreamService, Violation};
 use crate::stats::Stats;
 use crate::sys::{Event, Interest, net};
 
@@ -113,6 +114,10 @@ pub struct Connection {
     pub timer: Option<Instant>,
     /// Its share of `Context::buffered`, as last counted.
     accounted: usize,
+    /// Replies held back by `--reply-delay`, each with when it is due, oldest first.
+    delayed: VecDeque<(Instant, Vec<u8>)>,
+    /// Bytes in `delayed`.
+    delayed_bytes: usize,
 }
 
 impl AsFd for Connection {
@@ -147,6 +152,8 @@ impl Connection {
             bytes_out: 0,
             timer: None,
             accounted: 0,
+            delayed: VecDeque::new(),
+            delayed_bytes: 0,
         }
     }
 
@@ -157,9 +164,9 @@ impl Connection {
         !self.output.is_empty() || self.service.finished()
     }
 
-    /// Bytes still owed to the peer.
+    /// Bytes still owed to the peer: unsent output and delayed replies.
     pub fn owed(&self) -> usize {
-        self.output.pending()
+        self.output.pending() + self.delayed_bytes
     }
 
     /// One turn for a ready connection: read once, serve, write, settle.
@@ -186,7 +193,7 @@ impl Connection {
     /// Shutdown has begun: serve nothing more, send what is owed, then close.
     pub fn begin_drain(&mut self, cx: &mut Context) -> Next {
         if self.phase == Phase::Serving {
-            self.service.on_eof(&mut self.output);
+            let _ = self.serve(None, cx);
             self.phase = Phase::Discarding;
         }
         self.settle(cx)
@@ -197,7 +204,8 @@ impl Connection {
     pub fn deadline(&self, config: &Config) -> Option<Instant> {
         let idle = config.idle_timeout.map(|timeout| self.last_active + timeout);
         let linger = self.discarding_since.map(|since| since + config.linger_timeout);
-        idle.into_iter().chain(linger).min()
+        let reply = self.delayed.front().map(|&(due, _)| due);
+        idle.into_iter().chain(linger).chain(reply).min()
     }
 
     /// A deadline of this connection came due at `now`.
@@ -209,6 +217,17 @@ impl Connection {
         }
         if idle.is_some_and(|timeout| now >= self.last_active + timeout) {
             return Next::Close("idle timeout");
+        }
+        // Delayed replies now due join the output, and are sent at once.
+        while let Some((_, reply)) = self.delayed.pop_front_if(|(due, _)| *due <= now) {
+            self.delayed_bytes -= reply.len();
+            self.output.push_bytes(&reply);
+        }
+        if !self.output.is_empty()
+            && let Err(errno) = self.flush(cx)
+        {
+            debug!("send: {errno}");
+            return Next::Close("send failed");
         }
         self.settle(cx)
     }
@@ -248,7 +267,7 @@ impl Connection {
             },
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
-            unsent: self.output.pending(),
+            unsent: self.owed(),
             idle: now.saturating_duration_since(self.last_active),
         }
     }
@@ -272,7 +291,7 @@ impl Connection {
             // the peer sent FIN: what it is owed is still sent (half-close)
             Ok(0) => {
                 if self.phase == Phase::Serving {
-                    self.service.on_eof(&mut self.output);
+                    let _ = self.serve(None, cx);
                 }
                 self.phase = Phase::Flushing;
             }
@@ -281,7 +300,7 @@ impl Connection {
                 cx.stats.bytes_in += len as u64;
                 self.bytes_in += len as u64;
                 if self.phase == Phase::Serving
-                    && let Err(violation) = self.service.on_data(&cx.buf[..len], &mut self.output)
+                    && let Err(violation) = self.serve(Some(len), cx)
                 {
                     info!("closing a connection after the replies it is owed: {violation}");
                     self.phase = Phase::Discarding;
@@ -296,6 +315,35 @@ impl Connection {
         Ok(())
     }
 
+    /// Hands the service the first `len` bytes of the read buffer (`None`: the
+    /// peer's EOF). Its replies go to the output, or, under `--reply-delay`
+    /// (tcp-echo and tcp-upper), wait in `delayed` until their time.
+    fn serve(&mut self, len: Option<usize>, cx: &mut Context) -> Result<(), Violation> {
+        let delay = cx.config.reply_delay;
+        let delayed = !delay.is_zero() && matches!(self.kind, StreamKind::Echo | StreamKind::Upper);
+        let mut held = Output::default();
+        let out = if delayed { &mut held } else { &mut self.output };
+        let result = match len {
+            Some(len) => self.service.on_data(&cx.buf[..len], out),
+            None => {
+                self.service.on_eof(out);
+                Ok(())
+            }
+        };
+        if !held.is_empty() {
+            // Echo and upper reply with bytes only, never with ranges of the array.
+            let reply = held.to_vec(&[]);
+            self.delayed_bytes += reply.len();
+            self.delayed.push_back((Instant::now() + delay, reply));
+        }
+        result
+    }
+
+    /// Nothing is owed: no output, and no delayed reply to come.
+    fn owes_nothing(&self) -> bool {
+        self.output.is_empty() && self.delayed.is_empty()
+    }
+
     /// The connection is closing: its memory leaves the server's total.
     pub fn release(&mut self, cx: &mut Context) {
         cx.buffered -= std::mem::take(&mut self.accounted);
@@ -304,7 +352,7 @@ impl Connection {
     /// Counts what this connection holds into the server's total; false when
     /// it grew and the total is now past `--max-buffered`.
     fn account(&mut self, cx: &mut Context) -> bool {
-        let now = self.service.buffered() + self.output.memory();
+        let now = self.service.buffered() + self.output.memory() + self.delayed_bytes;
         let grew = now > self.accounted;
         cx.buffered = cx.buffered - self.accounted + now;
         self.accounted = now;
@@ -328,7 +376,7 @@ impl Connection {
         if self.phase == Phase::Serving && self.service.finished() {
             self.phase = Phase::Discarding;
         }
-        if self.output.is_empty() {
+        if self.owes_nothing() {
             match self.phase {
                 Phase::Flushing => return Next::Close("done"),
                 Phase::Discarding if !self.write_shut => {
@@ -343,7 +391,7 @@ impl Connection {
         // Reading pauses when more than `max_pending` bytes are owed (or their
         // queue holds more memory than that) and resumes below half of it, so
         // a peer that does not read costs bounded memory.
-        let pending = self.output.weight();
+        let pending = self.output.weight() + self.delayed_bytes;
         if pending > max_pending {
             self.paused = true;
         } else if pending <= max_pending / 2 {

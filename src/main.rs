@@ -108,9 +108,9 @@ struct ServeArgs {
     /// accepted (it caps the number at net.core.somaxconn).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG, value_parser = backlog)]
     backlog: u32,
-    /// Milliseconds between reading a request and writing its reply. The baselines sleep that long
-    /// before each reply, as the lessons' slow servers do; in --model mux it is for tcp-upper, on a
-    /// timer, which the event loop does not have yet (it warns and ignores the flag).
+    /// Milliseconds between reading a request and writing its reply (tcp-echo and tcp-upper). The
+    /// baselines sleep that long before each reply, as the lessons' slow servers do; --model mux
+    /// sets a timer instead, and serves everyone else meanwhile.
     #[arg(long, value_name = "MS", default_value_t = 0, value_parser = reply_delay)]
     reply_delay: u64,
     /// Threads of --model pool, per service, each serving one client at a time.
@@ -362,9 +362,6 @@ fn serve(args: ServeArgs) -> ExitCode {
         config.backend.name(),
         std::process::id()
     );
-    if !config.reply_delay.is_zero() {
-        warn!("--reply-delay: the event loop does not delay tcp-upper's replies yet; ignored");
-    }
     raise_nofile();
     let stats = config.stats;
     let mut server = match Server::bind(config) {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const MODELS: [&str; 3] = ["sequential", "threads", "pool"];
 
 // The one test here whose server is the event loop.
-common::backend_tests!(reply_delay_on_the_event_loop_warns_that_it_is_not_applied_yet);
+common::backend_tests!(event_loop_delays_replies_on_a_timer_and_serves_everyone_meanwhile);
 
 /// A baseline serving tcp-upper alone (plus `extra`).
 fn start_upper(model: &str, extra: &[&str]) -> Server {
@@ -111,7 +111,12 @@ fn answers_second_client_only_after_the_first_is_done(model: &str, extra: &[&str
 fn answers_both_clients_while_both_are_connected(model: &str, extra: &[&str]) {
     let mut args = vec!["--reply-delay", "300"];
     args.extend(extra);
-    let srv = start_upper(model, &args);
+    answers_both_while_both_are_connected(&start_upper(model, &args));
+}
+
+/// The body of `answers_both_clients_while_both_are_connected`, against any
+/// server whose tcp-upper delays each reply by 300 ms.
+fn answers_both_while_both_are_connected(srv: &Server) {
     let addr = srv.addr("tcp-upper");
     let mut first = connect(addr);
     write_or_fail(&mut first, b"first");
@@ -195,9 +200,25 @@ fn reply_delay_out_of_range_is_refused() {
     assert!(run.stderr.contains("expected milliseconds from 0 to 86400000"), "{}", run.stderr);
 }
 
-fn reply_delay_on_the_event_loop_warns_that_it_is_not_applied_yet(backend: &str) {
+/// The event loop delays with a timer, never a sleep: both delayed clients
+/// are answered while both are connected, and a client of a service that is
+/// not delayed is answered while a delayed reply is still pending.
+fn event_loop_delays_replies_on_a_timer_and_serves_everyone_meanwhile(backend: &str) {
     let srv = Server::start(backend, &["--reply-delay", "300"]);
-    srv.wait_for_stderr("--reply-delay: the event loop does not delay tcp-upper's replies yet");
+    answers_both_while_both_are_connected(&srv);
+    let mut slow = connect(srv.addr("tcp-upper"));
+    write_or_fail(&mut slow, b"slow");
+    let mut quick = connect(srv.addr("tcp-frame"));
+    write_or_fail(&mut quick, &frame(b"quick"));
+    expect_frame(&mut quick, b"QUICK");
+    // Had the loop slept through the delay, this would have come first.
+    assert_nothing_arrived(&mut slow, "the delayed reply, before the undelayed one");
+    expect_bytes(&mut slow, b"SLOW");
+    // Half-closed with a delayed reply still to come: it comes, then EOF.
+    write_or_fail(&mut slow, b"last");
+    slow.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_to_eof(&mut slow), b"LAST");
+    close_cleanly(quick);
 }
 
 #[test]
