@@ -19,6 +19,7 @@ use crate::output::Output;
 use crate::service::{StreamKind, StreamService, Violation};
 use crate::stats::Stats;
 use crate::sys::{Event, Interest, net};
+use crate::timers::TimerKey;
 
 /// Slices gathered into one vectored send.
 const MAX_IOV: usize = 64;
@@ -110,8 +111,8 @@ pub struct Connection {
     bytes_in: u64,
     /// Bytes sent to the peer.
     bytes_out: u64,
-    /// The deadline this connection has in the timer heap, if any.
-    pub timer: Option<Instant>,
+    /// The timer this connection has scheduled, if any.
+    pub timer: Option<TimerKey>,
     /// Its share of `Context::buffered`, as last counted.
     accounted: usize,
     /// Replies held back by `--reply-delay`, each with when it is due, oldest first.

@@ -18,7 +18,7 @@ use crate::stats::Stats;
 use crate::sys::signal::Signals;
 use crate::sys::{Event, Interest, SysError, net};
 use crate::table::{self, Entry, Table};
-use crate::timers::Timers;
+use crate::timers::{TimerKey, Timers};
 use crate::udp_guard::UdpGuard;
 
 /// Connections accepted per listener wake-up, so a flood cannot starve the rest.
@@ -73,6 +73,8 @@ struct Lifecycle {
     forced: Option<Signal>,
     /// Listeners are out of the wait set because accept4 ran out of descriptors.
     accept_paused: bool,
+    /// The timer that ends the accept back-off, while one is scheduled.
+    accept_timer: Option<TimerKey>,
     /// How long to pause after the next failed wait call.
     wait_backoff: Duration,
     /// How many entries are TCP connections.
@@ -149,15 +151,17 @@ impl Server {
     /// Serves until a signal stops it.
     pub fn run(&mut self) -> Result<Shutdown, Error> {
         loop {
-            if let Some(end) = self.fire_due_timers() {
-                return Ok(end);
-            }
+            let now = match self.fire_due_timers() {
+                Ok(now) => now,
+                Err(end) => return Ok(end),
+            };
             if self.life.draining && self.life.connections == 0 {
                 return Ok(Shutdown::Drained);
             }
             // The wait sleeps until the nearest deadline, or forever when there is none:
             // an idle server makes one blocked call and nothing else.
-            let timeout = self.timers.timeout(Instant::now());
+            // (Every timer due at `now` has fired, so the timeout is never zero.)
+            let timeout = self.timers.timeout(now);
             if let Err(e) = self.table.wait(timeout, &mut self.events) {
                 self.wait_failed(e);
                 continue;
@@ -182,10 +186,11 @@ impl Server {
         }
     }
 
-    /// Handles every deadline that is due; `Some` when the loop must end.
-    fn fire_due_timers(&mut self) -> Option<Shutdown> {
+    /// Handles every timer due now, and returns when "now" was; `Err` when
+    /// the loop must end.
+    fn fire_due_timers(&mut self) -> Result<Instant, Shutdown> {
         let now = Instant::now();
-        while let Some((due, timer)) = self.timers.pop_due(now) {
+        while let Some((key, timer)) = self.timers.pop_due(now) {
             match timer {
                 // print the counts and come back in a second
                 Timer::Stats => {
@@ -195,29 +200,26 @@ impl Server {
                 // shutdown took too long: say who is cut, and end
                 Timer::DrainTimeout => {
                     self.log_cut_connections();
-                    return Some(Shutdown::TimedOut);
+                    return Err(Shutdown::TimedOut);
                 }
                 // the accept back-off is over
                 Timer::ResumeAccept => {
-                    if self.life.accept_paused {
-                        self.set_accepting(true);
-                    }
+                    self.life.accept_timer = None;
+                    self.set_accepting(true);
                 }
-                // a connection's idle deadline (or a stale one, ignored)
+                // a connection's deadline: an idle or linger timeout, a delayed reply
                 Timer::Connection { fd, id } => {
                     let Some(Entry::Connection(conn)) = self.table.get_mut(fd) else { continue };
-                    if conn.id != id {
-                        continue;
+                    if conn.id != id || conn.timer != Some(key) {
+                        continue; // not this connection's current timer (cannot happen: cancelled)
                     }
-                    if conn.timer == Some(due) {
-                        conn.timer = None;
-                    }
+                    conn.timer = None;
                     let next = conn.on_deadline(now, &mut self.cx);
                     self.apply(fd, next);
                 }
             }
         }
-        None
+        Ok(now)
     }
 
     /// Hands one ready descriptor to the code for its kind of socket.
@@ -249,7 +251,7 @@ impl Server {
     fn accept_connections(&mut self, listener: RawFd, service: StreamKind) {
         for _ in 0..ACCEPT_BUDGET {
             let Some(entry) = self.table.get(listener) else { return };
-            match net::accept(entry.as_fd(), self.cx.config.keepalive) {
+            match net::accept(entry.as_fd()) {
                 // a new connection: watch it for input
                 Ok(Some((fd, peer))) => self.add_connection(fd, peer, service),
                 // the accept queue is empty
@@ -263,7 +265,11 @@ impl Server {
                         );
                     }
                     self.set_accepting(false);
-                    self.timers.schedule(Instant::now() + ACCEPT_BACKOFF, Timer::ResumeAccept);
+                    let resume =
+                        self.timers.schedule(Instant::now() + ACCEPT_BACKOFF, Timer::ResumeAccept);
+                    if let Some(old) = self.life.accept_timer.replace(resume) {
+                        self.timers.cancel(old);
+                    }
                     return;
                 }
                 // the connection died while queued: take the next one
@@ -291,6 +297,7 @@ impl Server {
             }
             return; // dropping `fd` closes it
         }
+        net::tune(fd.as_fd(), config.keepalive);
         let state = StreamService::new(service, &config.services);
         self.life.next_id += 1;
         let mut conn = Connection::new(fd, self.life.next_id, peer, service, state, now);
@@ -328,13 +335,16 @@ impl Server {
                 Ok(Some(Signal::SIGUSR1)) => {
                     let (owed, unsent) = table::owed(&self.table);
                     let connections = self.life.connections;
-                    eprintln!(
-                        "fd table ({} backend): {} descriptors\n{}\nsummary: {connections} connections, {owed} owed {unsent} bytes; {}",
+                    // One write(2), not one per piece, and no panic if stderr is gone.
+                    let text = format!(
+                        "fd table ({} backend): {} descriptors\n{}\nsummary: {connections} connections, {owed} owed {unsent} bytes; {}\n",
                         self.table.backend().name(),
                         self.table.len(),
                         table::render(&self.table, Instant::now()),
                         self.cx.stats
                     );
+                    let _ =
+                        std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
                 }
                 Ok(Some(signal)) if self.life.draining => {
                     warn!(
@@ -412,13 +422,17 @@ impl Server {
         }
     }
 
-    /// Puts a connection's next deadline in the heap, unless an earlier one is there already.
+    /// Gives a connection a timer for its next deadline, unless the one it
+    /// has is due no later (a deadline that moved later is found out when the
+    /// earlier timer fires: one timer per connection, not one per byte).
     fn schedule_deadline(&mut self, fd: RawFd) {
         let Some(Entry::Connection(conn)) = self.table.get_mut(fd) else { return };
         let Some(due) = conn.deadline(&self.cx.config) else { return };
-        if conn.timer.is_none_or(|scheduled| due < scheduled) {
-            conn.timer = Some(due);
-            self.timers.schedule(due, Timer::Connection { fd, id: conn.id });
+        if conn.timer.is_none_or(|scheduled| due < scheduled.due) {
+            if let Some(old) = conn.timer.take() {
+                self.timers.cancel(old);
+            }
+            conn.timer = Some(self.timers.schedule(due, Timer::Connection { fd, id: conn.id }));
         }
     }
 
@@ -433,16 +447,22 @@ impl Server {
     /// Forgets `fd` in the table and the backend; dropping the entry closes it.
     fn close(&mut self, fd: RawFd, why: &'static str) {
         let Some(mut entry) = self.table.remove(fd) else { return };
-        if let Entry::Connection(conn) = &mut entry {
-            conn.release(&mut self.cx);
-            self.life.connections -= 1;
-            self.cx.stats.closed += 1;
-            debug!("fd {fd}: closed ({why})");
-            if self.life.accept_paused {
-                self.set_accepting(true);
-            }
+        let Entry::Connection(conn) = &mut entry else { return };
+        conn.release(&mut self.cx);
+        if let Some(timer) = conn.timer.take() {
+            self.timers.cancel(timer);
         }
+        self.life.connections -= 1;
+        self.cx.stats.closed += 1;
+        debug!("fd {fd}: closed ({why})");
         drop(entry);
+        // A descriptor is free again: if accept4 had run out, try it now.
+        if self.life.accept_paused {
+            if let Some(timer) = self.life.accept_timer.take() {
+                self.timers.cancel(timer);
+            }
+            self.set_accepting(true);
+        }
     }
 
     /// A wait call failed (not EINTR, which the poller absorbs): log it and

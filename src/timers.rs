@@ -1,85 +1,75 @@
-//! One timer heap: every deadline of the loop, nearest first; the wait's timeout is the nearest.
+//! The timers: every deadline of the loop, nearest first; the wait's timeout is the nearest.
 //!
-//! Like Redis' time events beside its file events, but a min-heap: scheduling
-//! and taking the nearest are O(log n). Nothing is cancelled: whoever receives
-//! a due timer checks that it still applies (a connection's id, a phase), so a
-//! stale entry costs one pop.
+//! Like Redis' time events beside its file events, kept in an ordered map so
+//! that scheduling, cancelling and taking the nearest are O(log n). A timer
+//! whose deadline only moves later (a connection's idle timeout, pushed back
+//! by every byte) is not rescheduled each time: it fires, and whoever
+//! receives it checks what is due now and schedules the next one. A timer
+//! whose owner goes away (a connection closes) is cancelled, so no wait
+//! wakes for nothing.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// A deadline and what it is for.
-#[derive(Debug)]
-struct Entry<K> {
+/// A scheduled timer, to cancel it or to recognise it when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerKey {
     /// When it is due.
-    due: Instant,
-    /// Scheduling order, so that equal deadlines fire first-in first-out.
+    pub due: Instant,
+    /// Scheduling order: equal deadlines fire first-in first-out.
     seq: u64,
-    /// What it is for.
-    what: K,
-}
-
-impl<K> PartialEq for Entry<K> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.due, self.seq) == (other.due, other.seq)
-    }
-}
-impl<K> Eq for Entry<K> {}
-impl<K> PartialOrd for Entry<K> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<K> Ord for Entry<K> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.due, self.seq).cmp(&(other.due, other.seq))
-    }
 }
 
 /// Deadlines, nearest first.
 #[derive(Debug)]
 pub struct Timers<K> {
-    /// The heap, reversed into a min-heap.
-    heap: BinaryHeap<Reverse<Entry<K>>>,
+    /// Every scheduled timer and what it is for.
+    map: BTreeMap<TimerKey, K>,
     /// The next scheduling order number.
     seq: u64,
 }
 
 impl<K> Default for Timers<K> {
     fn default() -> Self {
-        Timers { heap: BinaryHeap::new(), seq: 0 }
+        Timers { map: BTreeMap::new(), seq: 0 }
     }
 }
 
 impl<K> Timers<K> {
     /// Adds a deadline.
-    pub fn schedule(&mut self, due: Instant, what: K) {
+    pub fn schedule(&mut self, due: Instant, what: K) -> TimerKey {
         self.seq += 1;
-        self.heap.push(Reverse(Entry { due, seq: self.seq, what }));
+        let key = TimerKey { due, seq: self.seq };
+        self.map.insert(key, what);
+        key
     }
 
-    /// Takes the nearest deadline out if it is due at `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, K)> {
-        if self.heap.peek()?.0.due > now {
+    /// Removes a timer that has not fired; nothing if it has.
+    pub fn cancel(&mut self, key: TimerKey) {
+        self.map.remove(&key);
+    }
+
+    /// Takes the nearest timer out if it is due at `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, K)> {
+        if self.map.first_key_value()?.0.due > now {
             return None;
         }
-        self.heap.pop().map(|Reverse(entry)| (entry.due, entry.what))
+        self.map.pop_first()
     }
 
     /// How long a wait starting at `now` may sleep: until the nearest deadline, or forever.
     pub fn timeout(&self, now: Instant) -> Option<Duration> {
-        self.heap.peek().map(|entry| entry.0.due.saturating_duration_since(now))
+        self.map.first_key_value().map(|(key, _)| key.due.saturating_duration_since(now))
     }
 
-    /// How many deadlines are scheduled (stale ones included).
+    /// How many timers are scheduled.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.map.len()
     }
 
     /// True when nothing is scheduled.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.map.is_empty()
     }
 }
 
@@ -106,9 +96,21 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_timer_never_fires() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let key = timers.schedule(t0, "gone");
+        timers.schedule(t0 + Duration::from_secs(1), "kept");
+        timers.cancel(key);
+        timers.cancel(key);
+        assert_eq!(timers.timeout(t0), Some(Duration::from_secs(1)));
+        assert_eq!(timers.pop_due(t0 + Duration::from_secs(1)).map(|(_, w)| w), Some("kept"));
+        assert!(timers.is_empty());
+    }
+
+    #[test]
     fn no_deadline_means_wait_forever() {
         let timers: Timers<()> = Timers::default();
         assert_eq!(timers.timeout(Instant::now()), None);
-        assert!(timers.is_empty());
     }
 }

@@ -57,28 +57,30 @@ pub fn local_addr(fd: BorrowedFd<'_>) -> std::io::Result<SocketAddr> {
         .ok_or_else(|| std::io::Error::other("not an IP socket"))
 }
 
-/// accept4(SOCK_NONBLOCK | SOCK_CLOEXEC), then TCP_NODELAY so that small
-/// replies leave at once instead of waiting on Nagle's algorithm, and with
-/// `keepalive` SO_KEEPALIVE and TCP_KEEPIDLE, so a peer that vanished without
-/// a FIN or RST is found out and its connection closed.
+/// accept4(SOCK_NONBLOCK | SOCK_CLOEXEC): a new connection and its peer's address.
 /// `Ok(None)` means no connection was waiting (EAGAIN).
-pub fn accept(
-    listener: BorrowedFd<'_>,
-    keepalive: Option<Duration>,
-) -> Result<Option<(OwnedFd, SocketAddr)>, Errno> {
+pub fn accept(listener: BorrowedFd<'_>) -> Result<Option<(OwnedFd, SocketAddr)>, Errno> {
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
     match SockRef::from(&listener).accept4(flags) {
         Ok((socket, peer)) => {
-            // These only fail if the connection already died; recv will tell.
-            let _ = socket.set_tcp_nodelay(true);
-            if let Some(idle) = keepalive {
-                let _ = socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle));
-            }
             let peer = peer.as_socket().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
             Ok(Some((socket.into(), peer)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
         Err(e) => Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+    }
+}
+
+/// setsockopt TCP_NODELAY, so that small replies leave at once instead of
+/// waiting on Nagle's algorithm, and with `keepalive` SO_KEEPALIVE and
+/// TCP_KEEPIDLE, so a peer that vanished without a FIN or RST is found out.
+/// For a connection the server keeps (one it refuses is closed untouched).
+pub fn tune(fd: BorrowedFd<'_>, keepalive: Option<Duration>) {
+    let socket = SockRef::from(&fd);
+    // These only fail if the connection already died; recv will tell.
+    let _ = socket.set_tcp_nodelay(true);
+    if let Some(idle) = keepalive {
+        let _ = socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle));
     }
 }
 
