@@ -9,9 +9,9 @@ a connection is open, and prints how many times each call was made. Writes
     target/strace/pollmux-<backend>.log     the server's stderr
 Nothing here sleeps: the server is ready once it has printed its `listening`
 lines, an exchange is over when its reply has been read, and a signal has
-been handled when the server has logged it. (--attach polls /proc until the
-server is blocked in its wait call; --errors sleeps once, to let the accept
-back-off timer fire.)
+been handled when the server has logged it. (After SIGUSR1, and before
+--attach attaches, /proc is polled until the server is blocked in its wait
+call again; --errors sleeps once, to let the accept back-off timer fire.)
 
 --python (`make strace-python`) runs the same exchanges against the Python
 poll reference server, examples/servers/poll_server.py, which serves
@@ -82,7 +82,7 @@ PYTHON_CALLS = CALLS + ["ioctl", "fcntl", "rt_sigaction", "rt_sigreturn"]
 PYTHON_SERVER = "examples/servers/poll_server.py"
 PYTHON_SERVICES = ["tcp-echo", "tcp-upper"]
 # x86-64 numbers of the wait calls, to see in /proc/PID/syscall that the
-# server is blocked in one before attaching (--attach).
+# server is blocked in one (before --attach attaches, and after SIGUSR1).
 WAIT_SYSCALL_NR = {"poll": 7, "select": 270, "epoll": 232}
 SERVICES = ["tcp-echo", "tcp-upper", "tcp-frame", "tcp-array", "udp-upper", "udp-ping"]
 TIMEOUT = 10.0  # hang guard of every client socket and of the server's exit
@@ -286,10 +286,10 @@ def frame(payload):
     return struct.pack(">I", len(payload)) + payload
 
 
-def drive(srv, sigusr1=True):
+def drive(srv, backend=None):
     """One exchange per service the server has (those it printed a
     `listening` line for), then, with the echo connection still open,
-    SIGUSR1 (pollmux only) and SIGTERM."""
+    SIGUSR1 (pollmux, given its `backend`) and SIGTERM."""
     addrs = srv.addrs
     print("exchanges:")
     if "tcp-upper" in addrs:
@@ -310,10 +310,13 @@ def drive(srv, sigusr1=True):
     with tcp(addrs["tcp-echo"]) as s:
         s.sendall(b"echo")
         expect("tcp-echo", read_exact(s, 4), b"echo")
-        if sigusr1:
-            # The fd table, written to stderr in one write(2); serving goes on.
+        if backend:
+            # The fd table, written to stderr; serving goes on. SIGTERM only
+            # once the server waits again, so that it reads the two signals
+            # in two turns, whatever the timing.
             srv.signal(signal.SIGUSR1)
             print("  SIGUSR1:", srv.await_log("summary:").strip())
+            await_blocked(srv.pid, backend)
         # SIGTERM while this connection is open: pollmux shuts its write side
         # (the Python server closes it), we read EOF and close, and only then
         # does the server exit.
@@ -408,6 +411,17 @@ def blocked_in(pid, nr):
         return False
 
 
+def await_blocked(pid, backend):
+    """Returns once `pid` is blocked in `backend`'s wait call (x86-64 only:
+    elsewhere at once), polling /proc: a capture aid, not a test."""
+    nr = WAIT_SYSCALL_NR[backend] if os.uname().machine == "x86_64" else None
+    deadline = time.monotonic() + TIMEOUT
+    while nr is not None and not blocked_in(pid, nr):
+        if time.monotonic() > deadline:
+            sys.exit(f"pid {pid} never blocked in syscall {nr}")
+        time.sleep(0.001)
+
+
 def attach_run(backend, trace, log):
     """pollmux alone; strace attaches while it waits, sees one datagram and the exit."""
     command = [
@@ -429,13 +443,8 @@ def attach_run(backend, trace, log):
             host, _, port = address.rpartition(":")
             addrs[service] = (host, int(port))
         # Attach only once it sleeps in its wait call (the listening lines are
-        # printed just before it), polling /proc: a capture aid, not a test.
-        nr = WAIT_SYSCALL_NR[backend] if os.uname().machine == "x86_64" else None
-        deadline = time.monotonic() + TIMEOUT
-        while nr is not None and not blocked_in(server.pid, nr):
-            if time.monotonic() > deadline:
-                sys.exit(f"pollmux never blocked in syscall {nr}")
-            time.sleep(0.001)
+        # printed just before it).
+        await_blocked(server.pid, backend)
         attach = ["strace", "-tt", "-o", trace, "-e", "trace=" + ",".join(CALLS), "-p", str(server.pid)]
         print("$", shlex.join(attach))
         tracer = subprocess.Popen(attach, stderr=subprocess.PIPE, text=True)
@@ -459,11 +468,15 @@ def attach_run(backend, trace, log):
 # process's line is split into `name(... <unfinished ...>` and
 # `<... name resumed>...`: it is counted once, at its first half.
 CALL = re.compile(r"^\d+\s+[\d:.]+\s+([a-z_0-9]+)\(")
-# Where the server's own calls start: pollmux's first prlimit64(RLIMIT_NOFILE)
-# (main's raise_nofile), the Python server's first socket(2) (open_listeners).
-# The calls before are the dynamic loader and the Rust runtime, or the
-# interpreter starting up and importing its modules.
-OWN_FROM = {"pollmux": re.compile(r"prlimit64\(0, RLIMIT_NOFILE"), "python": re.compile(r" socket\(")}
+# Where the server's own calls start: pollmux's first log line (main's
+# first write(2) to stderr) or, with logging off, its first
+# prlimit64(RLIMIT_NOFILE) (main's raise_nofile); the Python server's first
+# socket(2) (open_listeners). The calls before are the dynamic loader and the
+# Rust runtime, or the interpreter starting up and importing its modules.
+OWN_FROM = {
+    "pollmux": re.compile(r" write\(2, | prlimit64\(0, RLIMIT_NOFILE"),
+    "python": re.compile(r" socket\("),
+}
 
 
 def count_calls(trace, server="pollmux"):
@@ -538,7 +551,7 @@ def main():
         if args.errors:
             drive_errors(srv, args.backend)
         else:
-            drive(srv, sigusr1=not args.python)
+            drive(srv, None if args.python else args.backend)
         srv.wait()
     finally:
         srv.kill()  # only if a client check failed and they still run
