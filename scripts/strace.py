@@ -9,9 +9,9 @@ a connection is open, and prints how many times each call was made. Writes
     target/strace/pollmux-<backend>.log     the server's stderr
 Nothing here sleeps: the server is ready once it has printed its `listening`
 lines, an exchange is over when its reply has been read, and a signal has
-been handled when the server has logged it. (After SIGUSR1, and before
+been handled when the server has logged it. (Before each signal, and before
 --attach attaches, /proc is polled until the server is blocked in its wait
-call again; --errors sleeps once, to let the accept back-off timer fire.)
+call; --errors sleeps once, to let the accept back-off timer fire.)
 
 --python (`make strace-python`) runs the same exchanges against the Python
 poll reference server, examples/servers/poll_server.py, which serves
@@ -82,7 +82,7 @@ PYTHON_CALLS = CALLS + ["ioctl", "fcntl", "rt_sigaction", "rt_sigreturn"]
 PYTHON_SERVER = "examples/servers/poll_server.py"
 PYTHON_SERVICES = ["tcp-echo", "tcp-upper"]
 # x86-64 numbers of the wait calls, to see in /proc/PID/syscall that the
-# server is blocked in one (before --attach attaches, and after SIGUSR1).
+# server is blocked in one (before --attach attaches, and before a signal).
 WAIT_SYSCALL_NR = {"poll": 7, "select": 270, "epoll": 232}
 SERVICES = ["tcp-echo", "tcp-upper", "tcp-frame", "tcp-array", "udp-upper", "udp-ping"]
 TIMEOUT = 10.0  # hang guard of every client socket and of the server's exit
@@ -286,10 +286,12 @@ def frame(payload):
     return struct.pack(">I", len(payload)) + payload
 
 
-def drive(srv, backend=None):
+def drive(srv, backend, sigusr1=True):
     """One exchange per service the server has (those it printed a
     `listening` line for), then, with the echo connection still open,
-    SIGUSR1 (pollmux, given its `backend`) and SIGTERM."""
+    SIGUSR1 (pollmux only) and SIGTERM, each once the server is blocked in
+    `backend`'s wait call, so that the trace shows the signal arriving
+    there, whatever the timing."""
     addrs = srv.addrs
     print("exchanges:")
     if "tcp-upper" in addrs:
@@ -310,10 +312,9 @@ def drive(srv, backend=None):
     with tcp(addrs["tcp-echo"]) as s:
         s.sendall(b"echo")
         expect("tcp-echo", read_exact(s, 4), b"echo")
-        if backend:
-            # The fd table, written to stderr; serving goes on. SIGTERM only
-            # once the server waits again, so that it reads the two signals
-            # in two turns, whatever the timing.
+        await_blocked(srv.pid, backend)
+        if sigusr1:
+            # The fd table, written to stderr; serving goes on.
             srv.signal(signal.SIGUSR1)
             print("  SIGUSR1:", srv.await_log("summary:").strip())
             await_blocked(srv.pid, backend)
@@ -551,7 +552,7 @@ def main():
         if args.errors:
             drive_errors(srv, args.backend)
         else:
-            drive(srv, None if args.python else args.backend)
+            drive(srv, "poll" if args.python else args.backend, sigusr1=not args.python)
         srv.wait()
     finally:
         srv.kill()  # only if a client check failed and they still run
