@@ -3,7 +3,7 @@ CARGO ?= cargo
 ARGS ?=
 BACKEND ?= poll
 
-.PHONY: build run test lint fmt strace
+.PHONY: build run test lint fmt strace strace-python
 
 build:
 	$(CARGO) build --release
@@ -34,6 +34,12 @@ fmt:
 # explained line by line in ffi-notes/README.md. BACKEND=poll|select|epoll.
 strace: build
 	python3 scripts/strace.py --backend $(BACKEND)
+
+# The same exchanges against the Python poll reference server (examples/servers/poll_server.py:
+# tcp-echo and tcp-upper only), into target/strace/python-poll.trace; ffi-notes/README.md sets
+# one echo exchange of it beside pollmux's.
+strace-python:
+	python3 scripts/strace.py --python
 
 # Every server under every workload (about 10 minutes on 2 cores): prints the tables and rewrites
 # BENCHMARKS.md and benches/plots/*.svg. strace (for the tokio peer's syscall count) is installed if missing.
