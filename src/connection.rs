@@ -181,12 +181,13 @@ impl Connection {
         {
             return Next::Close(why);
         }
-        if !self.output.is_empty()
-            && (event.writable || !was_blocked)
-            && let Err(errno) = self.flush(cx)
-        {
-            debug!("send: {errno}");
-            return Next::Close("send failed");
+        if event.writable || !was_blocked {
+            if let Err(errno) = self.flush(cx) {
+                debug!("send: {errno}");
+                return Next::Close("send failed");
+            }
+        } else {
+            self.produce(cx);
         }
         self.settle(cx)
     }
@@ -233,9 +234,33 @@ impl Connection {
         self.settle(cx)
     }
 
-    /// Sends what is owed until it is all sent or the kernel's buffer is full.
+    /// Lets the service write what it still owes (a large reply, in pieces)
+    /// while the output weighs no more than `--max-pending`.
+    fn produce(&mut self, cx: &mut Context) {
+        while self.service.has_more() && self.output.weight() <= cx.config.max_pending {
+            if let Err(violation) = self.service.resume(&mut self.output) {
+                self.violated(violation);
+            }
+        }
+    }
+
+    /// A protocol violation: serve nothing more, send what is owed, then close.
+    fn violated(&mut self, violation: Violation) {
+        info!("closing a connection after the replies it is owed: {violation}");
+        if self.phase == Phase::Serving {
+            self.phase = Phase::Discarding;
+            self.discarding_since = Some(Instant::now());
+        }
+    }
+
+    /// Sends what is owed until it is all sent or the kernel's buffer is full,
+    /// letting the service write more as the output drains.
     fn flush(&mut self, cx: &mut Context) -> Result<(), Errno> {
         loop {
+            self.produce(cx);
+            if self.output.is_empty() {
+                return Ok(());
+            }
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
             let count = self.output.io_slices(&cx.array, &mut slices);
             let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
@@ -248,8 +273,10 @@ impl Connection {
             cx.stats.bytes_out += sent as u64;
             self.bytes_out += sent as u64;
             self.output.consume(sent);
-            // A short send means the buffer is full: trying again would only get EAGAIN.
-            if sent < offered || self.output.is_empty() {
+            // A short send means the buffer is full: trying again would only
+            // get EAGAIN. The output is topped up for the next POLLOUT.
+            if sent < offered {
+                self.produce(cx);
                 return Ok(());
             }
         }
@@ -278,7 +305,8 @@ impl Connection {
     /// asked again before reading.
     fn reads(&self) -> bool {
         match self.phase {
-            Phase::Serving => !self.paused,
+            // While a reply is built in pieces, the input behind it waits: read no more.
+            Phase::Serving => !self.paused && !self.service.has_more(),
             Phase::Discarding => true,
             Phase::Flushing => false,
         }
@@ -303,9 +331,7 @@ impl Connection {
                 if self.phase == Phase::Serving
                     && let Err(violation) = self.serve(Some(len), cx)
                 {
-                    info!("closing a connection after the replies it is owed: {violation}");
-                    self.phase = Phase::Discarding;
-                    self.discarding_since = Some(Instant::now());
+                    self.violated(violation);
                 }
             }
             // a spurious wake-up
@@ -340,9 +366,9 @@ impl Connection {
         result
     }
 
-    /// Nothing is owed: no output, and no delayed reply to come.
+    /// Nothing is owed: no output, no delayed reply, no reply still to be built.
     fn owes_nothing(&self) -> bool {
-        self.output.is_empty() && self.delayed.is_empty()
+        self.output.is_empty() && self.delayed.is_empty() && !self.service.has_more()
     }
 
     /// The connection is closing: its memory leaves the server's total.

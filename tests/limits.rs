@@ -27,24 +27,6 @@ const MIB: usize = 1 << 20;
 
 // ------------------------------------------------------------------ helpers
 
-/// A /proc/PID/status field in bytes (`VmRSS`, `VmHWM`).
-fn proc_status_bytes(pid: libc::pid_t, field: &str) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("/proc/{pid}/status has no {field}:\n{status}"));
-    let kib: usize = line.trim().trim_end_matches("kB").trim().parse().unwrap();
-    kib * 1024
-}
-
-/// The server's resident memory at its peak so far (VmHWM): whatever it held
-/// between two looks counts too.
-fn peak_rss(srv: &Server) -> usize {
-    proc_status_bytes(srv.pid(), "VmHWM")
-}
-
 /// Stream byte `i` of a sequence in which every position is distinct enough
 /// that a lost, repeated or reordered block shows.
 fn pattern_into(offset: usize, out: &mut [u8]) {

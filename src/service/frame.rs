@@ -159,30 +159,85 @@ pub fn encode(payload: &[u8], out: &mut Vec<u8>) -> Result<(), Violation> {
     write_frame(out, |buf| buf.extend_from_slice(payload))
 }
 
+/// Payload bytes uppercased at a time for a large reply: at most 48 KiB of
+/// output (uppercasing can triple a byte count) per step.
+const PIECE: usize = 16 * 1024;
+
 /// The tcp-frame state: answers each frame with its payload uppercased.
+///
+/// A small payload's reply is written at once. A large one's is written in
+/// pieces as the output drains (its length is counted first, for the
+/// header), so a peer that never reads costs `--max-pending` plus one piece,
+/// not three times its largest frame. While a reply is in pieces, the input
+/// that came after its frame waits, and the connection reads no more.
 #[derive(Debug)]
 pub struct FrameUpper {
     /// The frame being read.
     reader: FrameReader,
+    /// A payload whose uppercased reply is being written, and how much of it is written.
+    reply: Option<(Vec<u8>, usize)>,
+    /// Input that came after that payload (at most one read's worth).
+    held: Vec<u8>,
 }
 
 impl FrameUpper {
     /// A fresh connection accepting payloads of up to `max_frame` bytes.
     pub fn new(max_frame: u32) -> Self {
-        FrameUpper { reader: FrameReader::new(max_frame) }
+        FrameUpper { reader: FrameReader::new(max_frame), reply: None, held: Vec::new() }
     }
 
-    /// Heap bytes held for a frame that spans reads.
+    /// Heap bytes held: a frame that spans reads, a reply in pieces, waiting input.
     pub fn buffered(&self) -> usize {
-        self.reader.buffered()
+        let reply = self.reply.as_ref().map_or(0, |(payload, _)| payload.capacity());
+        self.reader.buffered() + reply + self.held.capacity()
     }
 
-    /// Queues one uppercased frame per frame that `input` completes, in order.
-    /// On a violation, the replies to the frames before it are already queued.
-    pub fn on_data(&mut self, mut input: &[u8], out: &mut Output) -> Result<(), Violation> {
+    /// True while replies are owed that are not in the output yet: `resume` writes them.
+    pub fn has_more(&self) -> bool {
+        self.reply.is_some() || !self.held.is_empty()
+    }
+
+    /// Queues one uppercased frame per frame that `input` completes, in order
+    /// (a large one's first piece only; see `resume`). On a violation, the
+    /// replies to the frames before it are already queued.
+    pub fn on_data(&mut self, input: &[u8], out: &mut Output) -> Result<(), Violation> {
+        if self.has_more() {
+            self.held.extend_from_slice(input);
+            return Ok(());
+        }
+        self.answer(input, out)
+    }
+
+    /// Writes the next piece of the reply in pieces, or once that is done,
+    /// serves the input that waited behind it.
+    pub fn resume(&mut self, out: &mut Output) -> Result<(), Violation> {
+        if let Some((payload, written)) = &mut self.reply {
+            let end = *written + super::upper::piece_end(&payload[*written..], PIECE);
+            out.write_bytes(|buf| uppercase_into(&payload[*written..end], buf));
+            *written = end;
+            if end == payload.len() {
+                self.reply = None;
+            }
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        self.answer(&held, out)
+    }
+
+    /// Answers the frames `input` completes, until one needs its reply in pieces.
+    fn answer(&mut self, mut input: &[u8], out: &mut Output) -> Result<(), Violation> {
         let bad_header = |bad: BadHeader| bad.violation(ServiceKind::TcpFrame);
         while let Some(payload) = self.reader.next_frame(&mut input).map_err(bad_header)? {
-            out.write_bytes(|buf| write_frame(buf, |buf| uppercase_into(&payload, buf)))?;
+            if payload.len() <= PIECE {
+                out.write_bytes(|buf| write_frame(buf, |buf| uppercase_into(&payload, buf)))?;
+                continue;
+            }
+            let len = super::upper::uppercase_len(&payload);
+            let len = u32::try_from(len).map_err(|_| Violation::ReplyTooLarge(len as u64))?;
+            out.push_bytes(&len.to_be_bytes());
+            self.reply = Some((payload.into_owned(), 0));
+            self.held.extend_from_slice(input);
+            return self.resume(out);
         }
         Ok(())
     }
@@ -230,12 +285,40 @@ mod tests {
         let mut result = Ok(());
         for &cut in cuts.iter().chain([&input.len()]) {
             result = service.on_data(&input[start..cut], &mut out);
+            // As the connection does: the rest of a large reply as the output drains.
+            while result.is_ok() && service.has_more() {
+                result = service.resume(&mut out);
+            }
             if result.is_err() {
                 break;
             }
             start = cut;
         }
         (out.to_vec(&[]), result)
+    }
+
+    #[test]
+    fn a_large_reply_is_written_in_pieces_between_smaller_ones() {
+        // 'ΐ' (2 bytes) uppercases to 6: a 100 KB payload owes 300 KB.
+        let big = "ΐ".repeat(50_000).into_bytes();
+        let input = [frame(b"a"), frame(&big), frame(b"b")].concat();
+        let mut service = FrameUpper::new(1 << 20);
+        let mut out = Output::default();
+        service.on_data(&input, &mut out).unwrap();
+        // The first reply, the large one's header and one piece: not all 300 KB.
+        assert!(out.pending() <= 5 + 4 + 3 * PIECE, "{}", out.pending());
+        assert!(service.has_more());
+        let mut steps = 0;
+        while service.has_more() {
+            let before = out.pending();
+            service.resume(&mut out).unwrap();
+            assert!(out.pending() - before <= 3 * PIECE + 6);
+            steps += 1;
+        }
+        assert!(steps >= 6, "{steps} pieces");
+        let upper = "ΐ".to_uppercase().repeat(50_000).into_bytes();
+        assert_eq!(out.to_vec(&[]), [frame(b"A"), frame(&upper), frame(b"B")].concat());
+        assert_eq!(service.buffered(), service.reader.buffered());
     }
 
     #[test]

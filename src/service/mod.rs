@@ -208,6 +208,23 @@ impl StreamService {
         }
     }
 
+    /// True while replies are owed that `resume` has yet to write (a large
+    /// tcp-frame reply, built as the output drains, and the input behind it).
+    pub fn has_more(&self) -> bool {
+        match self {
+            StreamService::Frame(s) => s.has_more(),
+            StreamService::Echo(_) | StreamService::Upper(_) | StreamService::Array(_) => false,
+        }
+    }
+
+    /// Writes the next part of what `has_more` says is owed.
+    pub fn resume(&mut self, out: &mut Output) -> Result<(), Violation> {
+        match self {
+            StreamService::Frame(s) => s.resume(out),
+            StreamService::Echo(_) | StreamService::Upper(_) | StreamService::Array(_) => Ok(()),
+        }
+    }
+
     /// The peer sent FIN: queue whatever is still owed (a held partial UTF-8 sequence).
     pub fn on_eof(&mut self, out: &mut Output) {
         match self {

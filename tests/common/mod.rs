@@ -828,3 +828,23 @@ impl Server {
         server
     }
 }
+
+// ------------------------------------------------------------------- memory
+
+/// A /proc/PID/status field in bytes (`VmRSS`, `VmHWM`).
+pub fn proc_status_bytes(pid: libc::pid_t, field: &str) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("/proc/{pid}/status has no {field}:\n{status}"));
+    let kib: usize = line.trim().trim_end_matches("kB").trim().parse().unwrap();
+    kib * 1024
+}
+
+/// The server's resident memory at its peak so far (VmHWM): whatever it held
+/// between two looks counts too.
+pub fn peak_rss(srv: &Server) -> usize {
+    proc_status_bytes(srv.pid(), "VmHWM")
+}
