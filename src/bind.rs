@@ -24,8 +24,9 @@ pub struct Opened {
     pub listening: Vec<(ServiceKind, SocketAddr)>,
     /// The listening TCP sockets.
     pub listeners: Vec<RawFd>,
-    /// tcp-array's values in wire form, if tcp-array is enabled.
-    pub array: Vec<u8>,
+    /// tcp-array's values in wire form (empty if tcp-array is off), leaked:
+    /// built once, kept until the process ends, and borrowed by every reply.
+    pub array: &'static [u8],
 }
 
 /// Resolves `--host`, builds the array, and binds every enabled service into
@@ -40,7 +41,7 @@ pub fn open_services(config: &Config, table: &mut Table) -> Result<Opened, Error
     let mut opened = Opened::default();
     if enabled.iter().any(|&(k, _)| k == ServiceKind::TcpArray) {
         let len = config.services.array_len;
-        opened.array = service::array::build(len).map_err(|_| Error::ArrayTooLarge(len))?;
+        opened.array = service::array::build(len).map_err(|_| Error::ArrayTooLarge(len))?.leak();
     }
     for (kind, port) in enabled {
         let addr = SocketAddr::new(ip, port);

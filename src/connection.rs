@@ -29,8 +29,6 @@ const MAX_IOV: usize = 64;
 pub struct Context {
     /// The limits.
     pub config: Config,
-    /// tcp-array's values in wire form: array replies borrow ranges of it.
-    pub array: Vec<u8>,
     /// The one read buffer: every read is consumed by its service before the next.
     pub buf: Vec<u8>,
     /// Syscall and traffic counts.
@@ -262,7 +260,7 @@ impl Connection {
                 return Ok(());
             }
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let count = self.output.io_slices(&cx.array, &mut slices);
+            let count = self.output.io_slices(&mut slices);
             let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
             cx.stats.sends += 1;
             let sent = match net::send(self.fd.as_fd(), &slices[..count]) {
@@ -359,7 +357,7 @@ impl Connection {
         };
         if !held.is_empty() {
             // Echo and upper reply with bytes only, never with ranges of the array.
-            let reply = held.to_vec(&[]);
+            let reply = held.to_vec();
             self.delayed_bytes += reply.len();
             self.delayed.push_back((Instant::now() + delay, reply));
         }

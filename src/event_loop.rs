@@ -104,6 +104,8 @@ pub struct Server {
     events: Vec<Event>,
     /// The UDP side: the loop guard, `--udp-rate`, the reply buffer.
     datagrams: Datagrams,
+    /// tcp-array's values, which its replies borrow.
+    array: &'static [u8],
 }
 
 impl Server {
@@ -128,13 +130,8 @@ impl Server {
             warnings: Warnings::default(),
             events: Vec::new(),
             datagrams: Datagrams::new(guard),
-            cx: Context {
-                config,
-                array: opened.array,
-                buf: vec![0; READ_BUFFER],
-                stats: Stats::default(),
-                buffered: 0,
-            },
+            array: opened.array,
+            cx: Context { config, buf: vec![0; READ_BUFFER], stats: Stats::default(), buffered: 0 },
         })
     }
 
@@ -298,7 +295,7 @@ impl Server {
             return; // dropping `fd` closes it
         }
         net::tune(fd.as_fd(), config.keepalive);
-        let state = StreamService::new(service, &config.services);
+        let state = StreamService::new(service, &config.services, self.array);
         self.life.next_id += 1;
         let mut conn = Connection::new(fd, self.life.next_id, peer, service, state, now);
         // A service that speaks first (tcp-array push) queues it now.

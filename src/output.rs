@@ -2,22 +2,21 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::ops::Range;
 
 /// One piece of pending output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chunk {
     /// Bytes the service produced (replies are coalesced into the last one).
     Bytes(Vec<u8>),
-    /// A byte range of the served array, sent straight from its memory, never copied.
-    Array(Range<usize>),
+    /// Bytes of the served array, sent straight from its memory, never copied.
+    Array(&'static [u8]),
 }
 
 impl Chunk {
     fn len(&self) -> usize {
         match self {
             Chunk::Bytes(bytes) => bytes.len(),
-            Chunk::Array(range) => range.len(),
+            Chunk::Array(bytes) => bytes.len(),
         }
     }
 }
@@ -91,24 +90,23 @@ impl Output {
         result
     }
 
-    /// Queues a range of the array's bytes.
-    pub fn push_array(&mut self, range: Range<usize>) {
-        if !range.is_empty() {
-            self.pending += range.len();
-            self.chunks.push_back(Chunk::Array(range));
+    /// Queues bytes of the array (which lives as long as the server), by reference.
+    pub fn push_array(&mut self, bytes: &'static [u8]) {
+        if !bytes.is_empty() {
+            self.pending += bytes.len();
+            self.chunks.push_back(Chunk::Array(bytes));
         }
     }
 
-    /// Fills `slices` with what is owed, front first, resolving array ranges
-    /// against `array`, and returns how many it filled: the iovec of one
-    /// vectored send.
-    pub fn io_slices<'a>(&'a self, array: &'a [u8], slices: &mut [IoSlice<'a>]) -> usize {
+    /// Fills `slices` with what is owed, front first, and returns how many it
+    /// filled: the iovec of one vectored send.
+    pub fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let mut filled = 0;
         for (i, (chunk, slot)) in self.chunks.iter().zip(slices.iter_mut()).enumerate() {
             let skip = if i == 0 { self.front_sent } else { 0 };
             *slot = IoSlice::new(match chunk {
                 Chunk::Bytes(bytes) => &bytes[skip..],
-                Chunk::Array(range) => &array[range.start + skip..range.end],
+                Chunk::Array(bytes) => &bytes[skip..],
             });
             filled += 1;
         }
@@ -137,9 +135,9 @@ impl Output {
     }
 
     /// Copies everything owed into one vector (for tests and small replies).
-    pub fn to_vec(&self, array: &[u8]) -> Vec<u8> {
+    pub fn to_vec(&self) -> Vec<u8> {
         let mut slices = vec![IoSlice::new(&[]); self.chunks.len()];
-        let filled = self.io_slices(array, &mut slices);
+        let filled = self.io_slices(&mut slices);
         slices[..filled].iter().flat_map(|s| s.iter().copied()).collect()
     }
 }
@@ -150,16 +148,16 @@ mod tests {
 
     #[test]
     fn coalesces_bytes_and_consumes_across_chunks() {
-        let array: Vec<u8> = (0..100).collect();
+        let array: &'static [u8] = Vec::leak((0..100).collect());
         let mut out = Output::default();
         out.push_bytes(b"ab");
         out.push_bytes(b"cd");
-        out.push_array(10..14);
+        out.push_array(&array[10..14]);
         out.push_bytes(b"ef");
         assert_eq!(out.pending(), 10);
-        assert_eq!(out.to_vec(&array), b"abcd\x0a\x0b\x0c\x0def");
+        assert_eq!(out.to_vec(), b"abcd\x0a\x0b\x0c\x0def");
         out.consume(5);
-        assert_eq!(out.to_vec(&array), b"\x0b\x0c\x0def");
+        assert_eq!(out.to_vec(), b"\x0b\x0c\x0def");
         out.consume(5);
         assert!(out.is_empty());
     }
@@ -175,13 +173,13 @@ mod tests {
         out.consume(40);
         out.push_bytes(&[3; 10]);
         assert_eq!(out.chunks.len(), 1, "the back buffer is whole: appended to");
-        assert_eq!(out.to_vec(&[]), [[2; 100].as_slice(), &[3; 10]].concat());
+        assert_eq!(out.to_vec(), [[2; 100].as_slice(), &[3; 10]].concat());
     }
 
     #[test]
     fn memory_counts_owned_buffers_and_entries_but_not_array_ranges() {
         let mut out = Output::default();
-        out.push_array(0..1_000_000);
+        out.push_array(Vec::leak(vec![0; 1_000_000]));
         assert_eq!(out.pending(), 1_000_000);
         assert!(out.memory() < 1000, "a range is borrowed: {}", out.memory());
         assert_eq!(out.weight(), 1_000_000);
@@ -193,7 +191,7 @@ mod tests {
         // Many tiny replies weigh by their entries, not their bytes.
         for _ in 0..1000 {
             out.push_bytes(b"h");
-            out.push_array(0..8);
+            out.push_array(b"01234567");
         }
         assert_eq!(out.pending(), 9000);
         assert!(out.weight() > 9000 * 2, "{}", out.weight());
@@ -203,7 +201,7 @@ mod tests {
     fn empty_pushes_queue_nothing() {
         let mut out = Output::default();
         out.push_bytes(b"");
-        out.push_array(5..5);
+        out.push_array(&[]);
         out.write_bytes(|_| {});
         assert!(out.is_empty());
         assert_eq!(out.chunks.len(), 0);

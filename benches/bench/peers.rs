@@ -93,7 +93,7 @@ async fn tokio_echo_connection(mut stream: tokio::net::TcpStream) {
 /// straight from the same buffer. One connection at a time.
 pub fn blocking_array(addr: &str, len: usize) -> ExitCode {
     // Byte for byte what `pollmux serve --tcp-array` holds.
-    let Ok(data) = pollmux::service::array::build(len) else {
+    let Ok(data) = pollmux::service::array::build(len).map(Vec::leak) else {
         eprintln!("cannot allocate {len} float64 values");
         return ExitCode::FAILURE;
     };
@@ -109,7 +109,7 @@ pub fn blocking_array(addr: &str, len: usize) -> ExitCode {
         match stream {
             Ok(mut stream) => {
                 let _ = stream.set_nodelay(true);
-                if let Err(e) = serve_array(&mut stream, &data) {
+                if let Err(e) = serve_array(&mut stream, data) {
                     eprintln!("array connection: {e}");
                 }
             }
@@ -122,8 +122,8 @@ pub fn blocking_array(addr: &str, len: usize) -> ExitCode {
 /// Answers requests on one connection until EOF, with pollmux's own tcp-array
 /// state machine: only the sending differs, each reply's header and then its
 /// slice of `data` in one blocking send(2) each.
-fn serve_array(stream: &mut TcpStream, data: &[u8]) -> io::Result<()> {
-    let mut requests = ArrayRequests::new(data.len() / 8, u32::MAX);
+fn serve_array(stream: &mut TcpStream, data: &'static [u8]) -> io::Result<()> {
+    let mut requests = ArrayRequests::new(data, u32::MAX);
     let mut out = Output::default();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -134,7 +134,7 @@ fn serve_array(stream: &mut TcpStream, data: &[u8]) -> io::Result<()> {
         requests.on_data(&buf[..len], &mut out).map_err(io::Error::other)?;
         while !out.is_empty() {
             let mut slices = [IoSlice::new(&[]); 16];
-            let count = out.io_slices(data, &mut slices);
+            let count = out.io_slices(&mut slices);
             let mut sent = 0;
             for slice in &slices[..count] {
                 send_all(stream, slice)?;

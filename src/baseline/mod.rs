@@ -241,7 +241,7 @@ pub fn serve_client(mut stream: TcpStream, serving: Serving) {
 fn write_output(stream: &mut TcpStream, out: &mut Output) -> std::io::Result<()> {
     while !out.is_empty() {
         let mut slices = [IoSlice::new(&[]); 4];
-        let count = out.io_slices(&[], &mut slices);
+        let count = out.io_slices(&mut slices);
         match stream.write_vectored(&slices[..count]) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(sent) => out.consume(sent),

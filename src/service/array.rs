@@ -51,8 +51,9 @@ pub fn build(len: usize) -> Result<Vec<u8>, std::collections::TryReserveError> {
 pub struct ArrayRequests {
     /// The wire and how far along it the connection is.
     wire: Wire,
-    /// How many values the array built by [`build`] holds.
-    array_len: usize,
+    /// The array's bytes, built by [`build`] and leaked once at start, so
+    /// that replies borrow from it for as long as they are queued.
+    array: &'static [u8],
 }
 
 /// [`ArrayWire`] with each one's state.
@@ -75,27 +76,26 @@ enum Wire {
 }
 
 impl ArrayRequests {
-    /// A fresh framed connection to an array of `array_len` values (built by
-    /// [`build`], so its bytes fit in memory), with requests of at most `max_frame` bytes.
-    pub fn new(array_len: usize, max_frame: u32) -> Self {
-        ArrayRequests::with_wire(ArrayWire::Framed, array_len, max_frame)
+    /// A fresh framed connection to `array` (built by [`build`]), with
+    /// requests of at most `max_frame` bytes.
+    pub fn new(array: &'static [u8], max_frame: u32) -> Self {
+        ArrayRequests::with_wire(ArrayWire::Framed, array, max_frame)
     }
 
     /// A fresh connection speaking `wire`; `max_frame` matters to `Framed` only.
-    pub fn with_wire(wire: ArrayWire, array_len: usize, max_frame: u32) -> Self {
+    pub fn with_wire(wire: ArrayWire, array: &'static [u8], max_frame: u32) -> Self {
         let wire = match wire {
             ArrayWire::Framed => Wire::Framed(FrameReader::new(max_frame)),
             ArrayWire::Fixed => Wire::Fixed { request: [0; FIXED_REQUEST], len: 0 },
             ArrayWire::Push => Wire::Push { pushed: false },
         };
-        ArrayRequests { wire, array_len }
+        ArrayRequests { wire, array }
     }
 
     /// Push: queues the whole array, as a range of its memory, never copied.
     pub fn on_connect(&mut self, out: &mut Output) {
         if let Wire::Push { pushed } = &mut self.wire {
-            // The array's bytes fit in memory, so their count fits a usize.
-            out.push_array(0..self.array_len * 8);
+            out.push_array(self.array);
             *pushed = true;
         }
     }
@@ -125,12 +125,12 @@ impl ArrayRequests {
     /// is a violation if they ask for none; bytes after them are ignored.
     /// Push: input is ignored.
     pub fn on_data(&mut self, mut input: &[u8], out: &mut Output) -> Result<(), Violation> {
-        let array_len = self.array_len;
+        let (array, array_len) = (self.array, self.array.len() / 8);
         match &mut self.wire {
             Wire::Framed(reader) => {
                 let bad_header = |bad: BadHeader| bad.violation(ServiceKind::TcpArray);
                 while let Some(request) = reader.next_frame(&mut input).map_err(bad_header)? {
-                    answer_framed(array_len, &request, out);
+                    answer_framed(array, &request, out);
                 }
             }
             Wire::Fixed { request, len } if *len < FIXED_REQUEST => {
@@ -141,7 +141,7 @@ impl ArrayRequests {
                     let range = fixed_range(array_len, request).map_err(|problem| {
                         Violation::FixedRequest { request: request.to_vec(), problem, array_len }
                     })?;
-                    out.push_array(range);
+                    out.push_array(&array[range]);
                 }
             }
             Wire::Fixed { .. } | Wire::Push { .. } => {}
@@ -151,12 +151,12 @@ impl ArrayRequests {
 }
 
 /// Queues the framed reply to one request: status 0 and the values, or status 1 and why not.
-fn answer_framed(array_len: usize, request: &[u8], out: &mut Output) {
-    match requested_bytes(array_len, request) {
+fn answer_framed(array: &'static [u8], request: &[u8], out: &mut Output) {
+    match requested_bytes(array.len() / 8, request) {
         Ok(bytes) => {
             // At most MAX_COUNT values, so the length fits.
             queue_head(out, (1 + bytes.len()) as u32, STATUS_OK);
-            out.push_array(bytes);
+            out.push_array(&array[bytes]);
         }
         Err(message) => {
             // Messages quote at most QUOTE_LIMIT bytes, so the length fits.
@@ -251,6 +251,11 @@ fn quote(bytes: &[u8]) -> String {
 mod tests {
     use super::super::frame::encode;
     use super::*;
+
+    /// The array of `len` values, leaked as the server leaks it.
+    fn leaked(len: usize) -> &'static [u8] {
+        build(len).unwrap().leak()
+    }
     use proptest::prelude::*;
 
     /// The request frames for `requests`, back to back.
@@ -264,12 +269,12 @@ mod tests {
 
     /// The replies to `input` from a fresh connection to `array`, read in pieces cut at `cuts`.
     fn replies_in_reads(
-        array: &[u8],
+        array: &'static [u8],
         max_frame: u32,
         input: &[u8],
         cuts: &[usize],
     ) -> (Vec<u8>, Result<(), Violation>) {
-        let mut service = ArrayRequests::new(array.len() / 8, max_frame);
+        let mut service = ArrayRequests::new(array, max_frame);
         let mut out = Output::default();
         let mut start = 0;
         let mut result = Ok(());
@@ -280,7 +285,7 @@ mod tests {
             }
             start = cut;
         }
-        (out.to_vec(array), result)
+        (out.to_vec(), result)
     }
 
     /// Splits replies into (status, body) pairs, checking each is a whole frame.
@@ -296,8 +301,8 @@ mod tests {
 
     /// The one reply to `request` against an array of `len` values.
     fn reply_to(len: usize, request: &[u8]) -> (u8, Vec<u8>) {
-        let array = build(len).unwrap();
-        let (out, result) = replies_in_reads(&array, 1000, &frames(&[request]), &[]);
+        let array = leaked(len);
+        let (out, result) = replies_in_reads(array, 1000, &frames(&[request]), &[]);
         assert_eq!(result, Ok(()));
         let mut replies = parse_replies(&out);
         assert_eq!(replies.len(), 1);
@@ -313,9 +318,9 @@ mod tests {
 
     #[test]
     fn build_holds_little_endian_indices() {
-        assert_eq!(build(0).unwrap(), b"");
+        assert_eq!(leaked(0), b"");
         assert!(build(usize::MAX / 8).is_err(), "an impossible size is an error, not an abort");
-        let array = build(1000).unwrap();
+        let array = leaked(1000);
         assert_eq!(array.len(), 8000);
         for (i, value) in array.chunks_exact(8).enumerate() {
             assert_eq!(f64::from_le_bytes(value.try_into().unwrap()), i as f64);
@@ -331,34 +336,37 @@ mod tests {
         for (i, value) in body.chunks_exact(8).enumerate() {
             assert_eq!(f64::from_le_bytes(value.try_into().unwrap()), (10 + i) as f64);
         }
-        assert_eq!(body, build(100).unwrap()[80..120]);
+        assert_eq!(body, leaked(100)[80..120]);
         // The whole array, and leading zeros.
-        assert_eq!(reply_to(100, b"0:100"), (STATUS_OK, build(100).unwrap()));
-        assert_eq!(reply_to(100, b"007:01"), (STATUS_OK, build(100).unwrap()[56..64].to_vec()));
+        assert_eq!(reply_to(100, b"0:100"), (STATUS_OK, leaked(100).to_vec()));
+        assert_eq!(reply_to(100, b"007:01"), (STATUS_OK, leaked(100)[56..64].to_vec()));
     }
 
     #[test]
     fn reply_header_is_length_then_status() {
-        let array = build(4).unwrap();
-        let (out, _) = replies_in_reads(&array, 100, &frames(&[b"1:2"]), &[]);
+        let array = leaked(4);
+        let (out, _) = replies_in_reads(array, 100, &frames(&[b"1:2"]), &[]);
         assert_eq!(out[..5], [0, 0, 0, 17, STATUS_OK]);
         assert_eq!(out[5..], array[8..24]);
     }
 
     #[test]
     fn values_are_queued_as_a_range_not_copied() {
-        let mut service = ArrayRequests::new(10, 100);
+        let array = leaked(10);
+        let mut service = ArrayRequests::new(array, 100);
         let mut out = Output::default();
         service.on_data(&frames(&[b"2:3"]), &mut out).unwrap();
-        // Resolved against another array, the queued range shows where it points.
-        let other: Vec<u8> = (0..80).collect();
-        assert_eq!(out.to_vec(&other)[5..], other[16..40]);
+        // The second slice of the iovec is the array's own memory.
+        let mut slices = [std::io::IoSlice::new(&[]); 4];
+        assert_eq!(out.io_slices(&mut slices), 2);
+        assert_eq!(slices[1].as_ptr(), array[16..].as_ptr());
+        assert_eq!(slices[1].len(), 24);
     }
 
     #[test]
     fn count_zero_is_an_empty_success() {
-        let array = build(10).unwrap();
-        let (out, _) = replies_in_reads(&array, 100, &frames(&[b"3:0", b"10:0"]), &[]);
+        let array = leaked(10);
+        let (out, _) = replies_in_reads(array, 100, &frames(&[b"3:0", b"10:0"]), &[]);
         assert_eq!(out, [0, 0, 0, 1, STATUS_OK, 0, 0, 0, 1, STATUS_OK]);
         assert_eq!(reply_to(0, b"0:0"), (STATUS_OK, Vec::new()));
     }
@@ -445,27 +453,19 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn reply_too_large_for_a_4_byte_length() {
-        // Never resolved against memory, so the array need not exist.
-        let mut service = ArrayRequests::new(1 << 40, 100);
-        let mut out = Output::default();
-        service.on_data(&frames(&[b"0:536870912"]), &mut out).unwrap();
+        // Against an array of 2^40 values (too large to build: the ranges are checked only).
         let message = "COUNT 536870912 too large: one reply holds at most 536870911 values";
-        let mut expected = ((1 + message.len()) as u32).to_be_bytes().to_vec();
-        expected.push(STATUS_ERROR);
-        expected.extend_from_slice(message.as_bytes());
-        assert_eq!(out.to_vec(&[]), expected);
+        assert_eq!(requested_bytes(1 << 40, b"0:536870912"), Err(message.to_string()));
         // One value fewer fits: 1 + 8 * 536870911 = u32::MAX - 6.
-        let mut out = Output::default();
-        service.on_data(&frames(&[b"8:536870911"]), &mut out).unwrap();
-        assert_eq!(out.pending(), 4 + 1 + 8 * 536870911);
+        assert_eq!(requested_bytes(1 << 40, b"8:536870911"), Ok(64..64 + 8 * 536870911));
         assert_eq!(1 + 8 * MAX_COUNT, u64::from(u32::MAX) - 6);
     }
 
     #[test]
     fn connection_goes_on_after_errors() {
-        let array = build(20).unwrap();
+        let array = leaked(20);
         let input = frames(&[b"x", b"1:1", b"30:1", b"19:1"]);
-        let (out, result) = replies_in_reads(&array, 100, &input, &[]);
+        let (out, result) = replies_in_reads(array, 100, &input, &[]);
         assert_eq!(result, Ok(()));
         let replies = parse_replies(&out);
         let statuses: Vec<u8> = replies.iter().map(|(status, _)| *status).collect();
@@ -475,9 +475,9 @@ mod tests {
 
     #[test]
     fn oversized_request_frame_is_a_violation_after_earlier_replies() {
-        let array = build(20).unwrap();
+        let array = leaked(20);
         let input = frames(&[b"1:1", b"123456789"]);
-        let (out, result) = replies_in_reads(&array, 8, &input, &[]);
+        let (out, result) = replies_in_reads(array, 8, &input, &[]);
         assert_eq!(parse_replies(&out), [(STATUS_OK, array[8..16].to_vec())]);
         let (service, header) = (ServiceKind::TcpArray, [0, 0, 0, 9]);
         assert_eq!(result, Err(Violation::FrameHeader { service, header, limit: 8 }));
@@ -485,8 +485,8 @@ mod tests {
 
     #[test]
     fn text_sent_unframed_is_a_violation_that_suggests_fixed() {
-        let array = build(20_000).unwrap();
-        let (out, result) = replies_in_reads(&array, u32::MAX, b"5000:10000", &[]);
+        let array = leaked(20_000);
+        let (out, result) = replies_in_reads(array, u32::MAX, b"5000:10000", &[]);
         assert!(out.is_empty());
         let violation = result.unwrap_err();
         let service = ServiceKind::TcpArray;
@@ -501,11 +501,11 @@ mod tests {
     /// and output of `input` in reads cut at `cuts`, and whether it finished.
     fn wire_in_reads(
         wire: ArrayWire,
-        array: &[u8],
+        array: &'static [u8],
         input: &[u8],
         cuts: &[usize],
     ) -> (Vec<u8>, Result<(), Violation>, bool) {
-        let mut service = ArrayRequests::with_wire(wire, array.len() / 8, 100);
+        let mut service = ArrayRequests::with_wire(wire, array, 100);
         let mut out = Output::default();
         service.on_connect(&mut out);
         let mut start = 0;
@@ -517,21 +517,22 @@ mod tests {
             }
             start = cut;
         }
-        (out.to_vec(array), result, service.finished())
+        (out.to_vec(), result, service.finished())
     }
 
     #[test]
     fn push_queues_the_whole_array_on_connect_as_a_range() {
-        let array = build(1000).unwrap();
-        let mut service = ArrayRequests::with_wire(ArrayWire::Push, 1000, 100);
+        let array = leaked(1000);
+        let mut service = ArrayRequests::with_wire(ArrayWire::Push, array, 100);
         assert!(!service.finished());
         let mut out = Output::default();
         service.on_connect(&mut out);
         assert!(service.finished());
-        assert_eq!(out.to_vec(&array), array);
-        // A range, not a copy: resolved against other bytes, it shows them.
-        let other: Vec<u8> = (0..8000).map(|i| i as u8).collect();
-        assert_eq!(out.to_vec(&other), other);
+        assert_eq!(out.to_vec(), array);
+        // The array's own memory, not a copy.
+        let mut slices = [std::io::IoSlice::new(&[]); 2];
+        assert_eq!(out.io_slices(&mut slices), 1);
+        assert_eq!(slices[0].as_ptr(), array.as_ptr());
         // Whatever the peer sends is ignored.
         service.on_data(&frames(&[b"0:1"]), &mut out).unwrap();
         service.on_data(b"anything", &mut out).unwrap();
@@ -544,7 +545,7 @@ mod tests {
     #[test]
     fn framed_and_fixed_queue_nothing_on_connect() {
         for wire in [ArrayWire::Framed, ArrayWire::Fixed] {
-            let mut service = ArrayRequests::with_wire(wire, 10, 100);
+            let mut service = ArrayRequests::with_wire(wire, leaked(10), 100);
             let mut out = Output::default();
             service.on_connect(&mut out);
             assert!(out.is_empty() && !service.finished());
@@ -553,7 +554,7 @@ mod tests {
 
     #[test]
     fn fixed_request_gets_the_raw_slice_in_any_reads() {
-        let array = build(20_000).unwrap();
+        let array = leaked(20_000);
         for request in
             [&b"5000:10000"[..], b"0000:00010", b"0:00000010", b"000000:010", b"19999:0001"]
         {
@@ -563,36 +564,35 @@ mod tests {
             let expected = array[offset * 8..(offset + count) * 8].to_vec();
             let cuts: Vec<usize> = (1..request.len()).collect();
             for cuts in [&[][..], &[3], &[9], &cuts] {
-                let (out, result, finished) =
-                    wire_in_reads(ArrayWire::Fixed, &array, request, cuts);
+                let (out, result, finished) = wire_in_reads(ArrayWire::Fixed, array, request, cuts);
                 assert_eq!((out, result, finished), (expected.clone(), Ok(()), true), "{text}");
             }
         }
         // COUNT 0: an empty reply, and done.
-        let (out, result, finished) = wire_in_reads(ArrayWire::Fixed, &array, b"0000:00000", &[]);
+        let (out, result, finished) = wire_in_reads(ArrayWire::Fixed, array, b"0000:00000", &[]);
         assert_eq!((out, result, finished), (Vec::new(), Ok(()), true));
     }
 
     #[test]
     fn fixed_waits_for_ten_bytes_and_ignores_what_follows() {
-        let array = build(100).unwrap();
-        let (out, result, finished) = wire_in_reads(ArrayWire::Fixed, &array, b"0001:0002", &[]);
+        let array = leaked(100);
+        let (out, result, finished) = wire_in_reads(ArrayWire::Fixed, array, b"0001:0002", &[]);
         assert_eq!(
             (out, result, finished),
             (Vec::new(), Ok(()), false),
             "nine bytes are not a request"
         );
         let input = b"0001:000020001:00010001:0001garbage";
-        let (out, result, finished) = wire_in_reads(ArrayWire::Fixed, &array, input, &[12, 20]);
+        let (out, result, finished) = wire_in_reads(ArrayWire::Fixed, array, input, &[12, 20]);
         assert_eq!((out, result, finished), (array[8..24].to_vec(), Ok(()), true));
         // Even bytes that would be malformed are ignored once the request is answered.
-        let (out, result, _) = wire_in_reads(ArrayWire::Fixed, &array, b"0001:00002\xff", &[]);
+        let (out, result, _) = wire_in_reads(ArrayWire::Fixed, array, b"0001:00002\xff", &[]);
         assert_eq!((out, result), (array[8..24].to_vec(), Ok(())));
     }
 
     #[test]
     fn malformed_fixed_requests_are_violations_that_say_what_arrived() {
-        let array = build(1000).unwrap();
+        let array = leaked(1000);
         for request in [
             &b"12345:1234"[..],
             b"1:2\n\n\n\n\n\n\n",
@@ -609,7 +609,7 @@ mod tests {
             b"GET / HTTP",
         ] {
             let request = &request[..10];
-            let (out, result, finished) = wire_in_reads(ArrayWire::Fixed, &array, request, &[]);
+            let (out, result, finished) = wire_in_reads(ArrayWire::Fixed, array, request, &[]);
             assert!(out.is_empty(), "{}", request.escape_ascii());
             assert!(finished);
             let Err(violation @ Violation::FixedRequest { .. }) = result else {
@@ -619,7 +619,7 @@ mod tests {
             let shown = format!("got the request \"{}\": ", request.escape_ascii());
             assert!(message.contains(&shown), "{message}");
         }
-        let (_, result, _) = wire_in_reads(ArrayWire::Fixed, &array, b"0000:0001\xff", &[]);
+        let (_, result, _) = wire_in_reads(ArrayWire::Fixed, array, b"0000:0001\xff", &[]);
         assert_eq!(
             result.unwrap_err().to_string(),
             "tcp-array (--array-wire fixed) got the request \"0000:0001\\xff\": not two unsigned \
@@ -631,13 +631,13 @@ mod tests {
 
     #[test]
     fn fixed_request_past_the_end_is_a_violation() {
-        let array = build(1000).unwrap();
+        let array = leaked(1000);
         for (request, values) in [
             (b"0995:00010", "995..1005"),
             (b"1000:00001", "1000..1001"),
             (b"999999:999", "999999..1000998"),
         ] {
-            let (out, result, finished) = wire_in_reads(ArrayWire::Fixed, &array, request, &[]);
+            let (out, result, finished) = wire_in_reads(ArrayWire::Fixed, array, request, &[]);
             assert!(out.is_empty() && finished);
             let message = result.unwrap_err().to_string();
             let text = std::str::from_utf8(request).unwrap();
@@ -651,17 +651,17 @@ mod tests {
             assert!(message.ends_with("within its 1000 values"), "{message}");
         }
         // The last value is in range.
-        let (out, result, _) = wire_in_reads(ArrayWire::Fixed, &array, b"0999:00001", &[]);
+        let (out, result, _) = wire_in_reads(ArrayWire::Fixed, array, b"0999:00001", &[]);
         assert_eq!((out, result), (array[7992..].to_vec(), Ok(())));
     }
 
     #[test]
     fn requests_split_byte_by_byte() {
-        let array = build(20).unwrap();
+        let array = leaked(20);
         let input = frames(&[b"0:3", b"", b"5:15"]);
         let cuts: Vec<usize> = (1..input.len()).collect();
-        let whole = replies_in_reads(&array, 100, &input, &[]);
-        assert_eq!(replies_in_reads(&array, 100, &input, &cuts), whole);
+        let whole = replies_in_reads(array, 100, &input, &[]);
+        assert_eq!(replies_in_reads(array, 100, &input, &cuts), whole);
         assert_eq!(parse_replies(&whole.0).len(), 3);
     }
 
@@ -689,11 +689,11 @@ mod tests {
             input in requests_then_noise(),
             cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
         ) {
-            let array = build(20).unwrap();
+            let array = leaked(20);
             let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
             cuts.sort_unstable();
-            let whole = replies_in_reads(&array, 24, &input, &[]);
-            prop_assert_eq!(replies_in_reads(&array, 24, &input, &cuts), whole);
+            let whole = replies_in_reads(array, 24, &input, &[]);
+            prop_assert_eq!(replies_in_reads(array, 24, &input, &cuts), whole);
         }
 
         #[test]
@@ -701,8 +701,8 @@ mod tests {
             input in prop_oneof![requests_then_noise(), proptest::collection::vec(any::<u8>(), 0..64)],
             max_frame in prop_oneof![Just(0), Just(24), Just(u32::MAX)],
         ) {
-            let array = build(20).unwrap();
-            let (out, result) = replies_in_reads(&array, max_frame, &input, &[]);
+            let array = leaked(20);
+            let (out, result) = replies_in_reads(array, max_frame, &input, &[]);
             if let Err(Violation::FrameHeader { header, limit, .. }) = result {
                 prop_assert!(u32::from_be_bytes(header) > limit || super::super::frame::is_text(&header));
             }

@@ -29,7 +29,7 @@ mod tests {
             echo.on_data(&input[start..cut], &mut out).unwrap();
             start = cut;
         }
-        out.to_vec(&[])
+        out.to_vec()
     }
 
     #[test]

@@ -294,7 +294,7 @@ mod tests {
             }
             start = cut;
         }
-        (out.to_vec(&[]), result)
+        (out.to_vec(), result)
     }
 
     #[test]
@@ -317,7 +317,7 @@ mod tests {
         }
         assert!(steps >= 6, "{steps} pieces");
         let upper = "ΐ".to_uppercase().repeat(50_000).into_bytes();
-        assert_eq!(out.to_vec(&[]), [frame(b"A"), frame(&upper), frame(b"B")].concat());
+        assert_eq!(out.to_vec(), [frame(b"A"), frame(&upper), frame(b"B")].concat());
         assert_eq!(service.buffered(), service.reader.buffered());
     }
 

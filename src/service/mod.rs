@@ -167,14 +167,14 @@ pub enum StreamService {
 impl StreamService {
     /// A fresh state machine for a new connection of `kind`, or `None` for a UDP kind.
     /// It takes `--array-len`, `--array-wire` and `--max-frame` from `config`.
-    pub fn new(kind: StreamKind, settings: &Settings) -> Self {
+    pub fn new(kind: StreamKind, settings: &Settings, array: &'static [u8]) -> Self {
         match kind {
             StreamKind::Echo => StreamService::Echo(echo::Echo),
             StreamKind::Upper => StreamService::Upper(upper::Upper::default()),
             StreamKind::Frame => StreamService::Frame(frame::FrameUpper::new(settings.max_frame)),
             StreamKind::Array => StreamService::Array(array::ArrayRequests::with_wire(
                 settings.array_wire,
-                settings.array_len,
+                array,
                 settings.max_frame,
             )),
         }
@@ -286,7 +286,8 @@ mod tests {
         let streams = [StreamKind::Echo, StreamKind::Upper, StreamKind::Frame, StreamKind::Array];
         for kind in streams {
             for wire in [ArrayWire::Framed, ArrayWire::Fixed, ArrayWire::Push] {
-                let mut service = StreamService::new(kind, &settings(3, wire));
+                let array = array::build(3).unwrap().leak();
+                let mut service = StreamService::new(kind, &settings(3, wire), array);
                 let mut out = Output::default();
                 assert!(!service.finished());
                 service.on_connect(&mut out);
@@ -307,7 +308,9 @@ mod tests {
 
     #[test]
     fn a_fixed_request_finishes_the_connection() {
-        let mut service = StreamService::new(StreamKind::Array, &settings(10, ArrayWire::Fixed));
+        let array = array::build(10).unwrap().leak();
+        let mut service =
+            StreamService::new(StreamKind::Array, &settings(10, ArrayWire::Fixed), array);
         let mut out = Output::default();
         service.on_data(b"0002:", &mut out).unwrap();
         assert!(!service.finished());

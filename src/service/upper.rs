@@ -167,7 +167,7 @@ mod tests {
             start = cut;
         }
         upper.on_eof(&mut out);
-        out.to_vec(&[])
+        out.to_vec()
     }
 
     /// Feeds `input` one byte per read.
@@ -238,9 +238,9 @@ mod tests {
         let mut upper = Upper::default();
         let mut out = Output::default();
         upper.on_data(b"a\xc3", &mut out).unwrap();
-        assert_eq!(out.to_vec(&[]), b"A");
+        assert_eq!(out.to_vec(), b"A");
         upper.on_eof(&mut out);
-        assert_eq!(out.to_vec(&[]), b"A\xc3");
+        assert_eq!(out.to_vec(), b"A\xc3");
     }
 
     #[test]
