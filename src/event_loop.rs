@@ -23,8 +23,6 @@ use crate::udp_guard::UdpGuard;
 
 /// Connections accepted per listener wake-up, so a flood cannot starve the rest.
 const ACCEPT_BUDGET: usize = 64;
-/// The one read buffer: 64 KiB holds any UDP datagram (65,507 bytes over IPv4).
-pub const READ_BUFFER: usize = 64 * 1024;
 /// How often `--stats` prints.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// A repeated warning (connection limit, descriptor exhaustion) is logged at most this often.
@@ -131,7 +129,12 @@ impl Server {
             events: Vec::new(),
             datagrams: Datagrams::new(guard),
             array: opened.array,
-            cx: Context { config, buf: vec![0; READ_BUFFER], stats: Stats::default(), buffered: 0 },
+            cx: Context {
+                config,
+                buf: vec![0; net::READ_BUFFER],
+                stats: Stats::default(),
+                buffered: 0,
+            },
         })
     }
 

@@ -61,16 +61,6 @@ impl<K> Timers<K> {
     pub fn timeout(&self, now: Instant) -> Option<Duration> {
         self.map.first_key_value().map(|(key, _)| key.due.saturating_duration_since(now))
     }
-
-    /// How many timers are scheduled.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// True when nothing is scheduled.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -92,7 +82,7 @@ mod tests {
         assert_eq!(timers.pop_due(later), None);
         assert_eq!(timers.timeout(later), Some(Duration::from_secs(1)));
         assert_eq!(timers.timeout(t0 + Duration::from_secs(9)), Some(Duration::ZERO));
-        assert_eq!(timers.len(), 1);
+        assert_eq!(timers.map.len(), 1);
     }
 
     #[test]
@@ -105,7 +95,7 @@ mod tests {
         timers.cancel(key);
         assert_eq!(timers.timeout(t0), Some(Duration::from_secs(1)));
         assert_eq!(timers.pop_due(t0 + Duration::from_secs(1)).map(|(_, w)| w), Some("kept"));
-        assert!(timers.is_empty());
+        assert!(timers.map.is_empty());
     }
 
     #[test]

@@ -26,8 +26,6 @@ use crate::service::ServiceKind;
 use crate::service::upper::Upper;
 use crate::sys::{SysError, failed, net};
 
-/// Bytes one read(2) may return: the same as the event loop's read buffer.
-const READ_BUFFER: usize = 64 * 1024;
 /// How long to back off when accept fails for want of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Stack of a serving thread: its buffer is on the heap, so a small stack
@@ -199,7 +197,7 @@ fn exit_on_signal() -> Result<(), SysError> {
 pub fn serve_client(mut stream: TcpStream, serving: Serving) {
     // Small replies leave at once rather than waiting on Nagle's algorithm.
     let _ = stream.set_nodelay(true);
-    let mut buf = vec![0u8; READ_BUFFER];
+    let mut buf = vec![0u8; net::READ_BUFFER];
     let mut upper = (serving.service == ServiceKind::TcpUpper).then(Upper::default);
     let mut out = Output::default();
     loop {

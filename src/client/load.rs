@@ -28,8 +28,6 @@ use crate::sys::{BackendKind, Event, Interest, SysError, limits, net};
 const MAX_LOGGED_ERRORS: u64 = 10;
 /// The largest round trip the histogram holds: an hour, in nanoseconds.
 const HISTOGRAM_MAX_NS: u64 = 3_600_000_000_000;
-/// Bytes one recv may return.
-const READ_BUFFER: usize = 64 * 1024;
 /// The percentiles reported: label, RESULT key, quantile.
 const PERCENTILES: [(&str, &str, f64); 4] = [
     ("p50", "p50_us", 0.50),
@@ -418,8 +416,13 @@ impl<'a> Worker<'a> {
                 return Tally::new();
             }
         };
-        let mut worker =
-            Worker { shared, slots, active: 0, buf: vec![0; READ_BUFFER], tally: Tally::new() };
+        let mut worker = Worker {
+            shared,
+            slots,
+            active: 0,
+            buf: vec![0; net::READ_BUFFER],
+            tally: Tally::new(),
+        };
         worker.connect(ids, idle);
         shared.barrier.wait();
         let active: Vec<RawFd> = worker

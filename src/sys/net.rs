@@ -13,6 +13,10 @@ use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 /// at net.core.somaxconn (4096 on recent kernels).
 pub const DEFAULT_BACKLOG: u32 = 4096;
 
+/// Bytes one read may return into the read buffer, everywhere in the crate:
+/// 64 KiB holds any UDP datagram (65,507 bytes over IPv4).
+pub const READ_BUFFER: usize = 64 * 1024;
+
 /// The first address `addrs` names: an IP literal as it is, a name through
 /// getaddrinfo(3) (which may open sockets of its own to ask a DNS server).
 pub fn first_addr(addrs: impl ToSocketAddrs) -> std::io::Result<SocketAddr> {
