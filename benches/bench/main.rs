@@ -13,6 +13,9 @@
 
 mod peers;
 mod plot;
+/// Spawning, signalling and waiting for children: the copy the integration tests use too.
+#[path = "../../tests/common/process.rs"]
+mod process;
 mod procs;
 mod report;
 mod stat;
