@@ -7,7 +7,7 @@
 
 /// Comparison TCP echo servers on blocking sockets: sequential, thread per connection, pool.
 pub mod baseline;
-/// The clients: `ping` (UDP round trips) and `load` (closed-loop TCP load).
+/// The clients: `ping` (UDP round trips) and `load` (TCP load: closed loop, open loop at a rate, churn).
 pub mod client;
 /// What to serve and within which limits.
 pub mod config;
