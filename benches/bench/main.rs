@@ -4,13 +4,18 @@
 //! BENCHMARKS.md and `benches/plots/*.svg`.
 //!
 //! `cargo bench --bench bench` runs it all (cargo passes `--bench`). Options after `--`:
-//! `--quick` (one short round of everything), `--only echo,syscalls,udp,idle,array`;
-//! both write to `target/bench-preview/` instead of the tree. Without `--bench`
-//! (`cargo test --all-targets`) it checks its parsers and exits at once.
+//! `--quick` (one short round of everything; also `BENCH_QUICK=1` in the environment),
+//! `--only echo,syscalls,curves,churn,udp,fanin,idle,array,slow`; both write to
+//! `target/bench-preview/` instead of the tree. Without `--bench` (`cargo test
+//! --all-targets`) it checks its parsers, then runs the newer workloads (open-loop
+//! curves, churn, UDP fan-in, slow handlers) on a few servers for a moment each and
+//! builds their tables and plots under `target/bench-selfcheck/`.
 //!
-//! The same binary runs the peers when given one of:
-//! `--tokio-echo-server ADDR`, `--blocking-array-server ADDR LEN`, `--blocking-udp-pong ADDR`.
+//! The same binary runs the peers and the fan-in client when given one of:
+//! `--tokio-echo-server ADDR`, `--blocking-array-server ADDR LEN`, `--blocking-udp-pong ADDR`,
+//! `--tokio-udp-pong ADDR`, `--udp-fan-in ADDR SOCKETS SECS`.
 
+mod fanin;
 mod peers;
 mod plot;
 /// Spawning, signalling and waiting for children: the copy the integration tests use too.
@@ -29,7 +34,8 @@ use report::{Machine, Report, Results, Syscalls};
 use workloads::{BACKENDS, Plan, Server};
 
 /// The workloads, by the names `--only` takes.
-const SECTIONS: [&str; 5] = ["echo", "syscalls", "udp", "idle", "array"];
+const SECTIONS: [&str; 9] =
+    ["echo", "syscalls", "curves", "churn", "udp", "fanin", "idle", "array", "slow"];
 
 /// Runs a peer, the parser self-check or the benchmark, as the arguments say.
 fn main() -> ExitCode {
@@ -38,6 +44,8 @@ fn main() -> ExitCode {
     match arg(0, "") {
         "--tokio-echo-server" => return peers::tokio_echo(arg(1, "127.0.0.1:0")),
         "--blocking-udp-pong" => return peers::blocking_udp_pong(arg(1, "127.0.0.1:0")),
+        "--tokio-udp-pong" => return peers::tokio_udp_pong(arg(1, "127.0.0.1:0")),
+        "--udp-fan-in" => return fanin::run(arg(1, ""), arg(2, "1"), arg(3, "1")),
         "--blocking-array-server" => {
             let Ok(len) = arg(2, "50000000").parse() else {
                 eprintln!("--blocking-array-server ADDR LEN: LEN is a count of values");
@@ -50,7 +58,8 @@ fn main() -> ExitCode {
     if !args.iter().any(|a| a == "--bench") {
         return self_check();
     }
-    let quick = args.iter().any(|a| a == "--quick");
+    let quick = args.iter().any(|a| a == "--quick")
+        || std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -101,9 +110,21 @@ fn run(plan: &Plan, only: Option<&[String]>, out_dir: &Path) -> ExitCode {
         log("syscalls per echoed message at 100 connections");
         results.syscalls = Some(syscalls(plan, &results, &mut log));
     }
+    if wanted("curves") {
+        log("open-loop latency against offered load");
+        results.curves = Some(workloads::curves(plan, results.echo.as_ref(), &mut log));
+    }
+    if wanted("churn") {
+        log("connection churn");
+        results.churn = Some(workloads::churn(plan, &mut log));
+    }
     if wanted("udp") {
         log("2. UDP ping");
         results.udp = Some(workloads::udp(plan, &mut log));
+    }
+    if wanted("fanin") {
+        log("UDP fan-in");
+        results.fan_in = Some(workloads::fan_in(plan, &mut log));
     }
     if wanted("idle") {
         log("3. idle scaling");
@@ -112,6 +133,10 @@ fn run(plan: &Plan, only: Option<&[String]>, out_dir: &Path) -> ExitCode {
     if wanted("array") {
         log("4. the array");
         results.array = Some(workloads::array(plan, &mut log));
+    }
+    if wanted("slow") {
+        log("slow handlers");
+        results.slow = Some(workloads::slow(plan, &mut log));
     }
     let elapsed = started.elapsed().as_secs_f64();
     let report = Report::build(plan, &results);
@@ -218,17 +243,116 @@ fn self_check() -> ExitCode {
             procs::parse_listening("listening tcp-echo 127.0.0.1:5")
                 .is_some_and(|(s, a)| s == "tcp-echo" && a.port() == 5),
         ),
+        (
+            "open-loop RESULT line",
+            procs::parse_result(
+                "RESULT conns=10 msgs=5 size=64 threads=1 idle=0 messages=50 secs=0.5 msgs_per_sec=99 \
+                 offered_per_sec=100 p50_us=1 p90_us=2 p99_us=3 p999_us=4 max_us=5 errors=0 \
+                 idle_closed=0 mode=open over_1ms=7",
+            )
+            .is_some_and(|r| r.offered == 100.0 && r.over_1ms == 7 && r.msgs_per_sec == 99.0),
+        ),
+        (
+            "/proc/PID/stat CPU time",
+            procs::parse_cpu_ticks("42 (a b) c) S 1 2 3 4 5 6 7 8 9 10 250 30 0 0 20 0 1 0 9")
+                == Some(280),
+        ),
+        (
+            "fan-in RESULT line",
+            fanin::FanIn::parse("RESULT sockets=4 sent=10 received=9 lost=1 secs=0.5 x=1")
+                .is_some_and(|f| f.per_sec() == 18.0 && f.lost == 1),
+        ),
     ];
-    let failed: Vec<&str> = checks.iter().filter(|(_, ok)| !ok).map(|(name, _)| *name).collect();
+    let mut failed: Vec<String> =
+        checks.iter().filter(|(_, ok)| !ok).map(|(name, _)| name.to_string()).collect();
+    let smoke = if failed.is_empty() { smoke_check() } else { Vec::new() };
+    let ran = checks.len() + smoke.len();
+    failed.extend(smoke.into_iter().filter_map(|(name, ok)| (!ok).then_some(name)));
     if failed.is_empty() {
         println!(
-            "bench: no --bench, so only the parser checks ran; `make bench` runs the benchmark"
+            "bench: no --bench: parser checks and a moment of each newer workload ran; `make bench` runs the benchmark"
         );
-        println!("bench: {} passed, 0 failed", checks.len());
+        println!("bench: {ran} passed, 0 failed");
         ExitCode::SUCCESS
     } else {
-        eprintln!("bench: parser checks failed: {failed:?}");
-        println!("bench: {} passed, {} failed", checks.len() - failed.len(), failed.len());
+        eprintln!("bench: checks failed: {failed:?}");
+        println!("bench: {} passed, {} failed", ran - failed.len(), failed.len());
         ExitCode::FAILURE
     }
+}
+
+/// The newer workloads on `Plan::smoke`'s few servers, a moment each, then their
+/// tables, targets, plots and BENCHMARKS.md under `target/bench-selfcheck/`: every
+/// code path of theirs runs. Returns (check, passed).
+fn smoke_check() -> Vec<(String, bool)> {
+    let plan = Plan::smoke();
+    let started = Instant::now();
+    let mut log =
+        |line: &str| eprintln!("[smoke {:5.1} s] {line}", started.elapsed().as_secs_f64());
+    let results = Results {
+        curves: Some(workloads::curves(&plan, None, &mut log)),
+        churn: Some(workloads::churn(&plan, &mut log)),
+        fan_in: Some(workloads::fan_in(&plan, &mut log)),
+        slow: Some(workloads::slow(&plan, &mut log)),
+        ..Results::default()
+    };
+    let mut checks = Vec::new();
+    let curve = results.curves.as_ref().and_then(|c| c.first());
+    for server in [BACKENDS[0], Server::Tokio] {
+        for level in 0..plan.curve_levels.len() {
+            let ok = curve.and_then(|c| c.points.get(&(server, level))).is_some_and(|p| p.is_ok());
+            checks.push((format!("open-loop point: {} at level {level}", server.name()), ok));
+        }
+    }
+    // The sequential server cannot serve every connection at once: its point is its
+    // clients' real wait, or it is left out with a reason, never missing silently.
+    let sequential = curve.and_then(|c| c.points.get(&(Server::Model("sequential"), 0)));
+    checks.push(("open-loop point: sequential has one or a reason".into(), sequential.is_some()));
+    for server in &plan.churn_servers {
+        let ok = results.churn.as_ref().and_then(|c| c.get(server)).is_some_and(|c| c.is_ok());
+        checks.push((format!("churn: {}", server.name()), ok));
+    }
+    for server in &plan.fan_in_servers {
+        for &n in &plan.fan_in_senders {
+            let cell = results.fan_in.as_ref().and_then(|f| f.get(&(*server, n)));
+            let ok = cell
+                .is_some_and(|c| c.as_ref().is_ok_and(|c| c.received > 0 && c.cpu_us.is_finite()));
+            checks.push((format!("UDP fan-in: {} with {n} senders", server.name()), ok));
+        }
+    }
+    let slow_available = results.slow.as_ref().is_some_and(|s| s.available);
+    let slow_ok = results.slow.as_ref().is_some_and(|slow| {
+        !slow.available
+            || plan.slow_servers.iter().all(|s| slow.cells.get(s).is_some_and(|c| c.is_ok()))
+    });
+    checks.push(("slow handlers: measured, or not available in this build".into(), slow_ok));
+    let report = Report::build(&plan, &results);
+    let text = report.text();
+    checks.push((
+        "report: tables of every newer workload".into(),
+        ["Open-loop", "Connection churn", "UDP fan-in", "Slow handlers"]
+            .iter()
+            .all(|t| text.contains(t)),
+    ));
+    if !slow_available {
+        checks.push((
+            "slow handlers: the row says so".into(),
+            text.contains("not available in this build"),
+        ));
+    }
+    let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-selfcheck");
+    let plots = report::plots(&plan, &results, &out_dir.join("benches/plots"));
+    checks.push(("plots".into(), plots.as_ref().is_ok_and(|p| !p.is_empty())));
+    let md = report::markdown(
+        &plan,
+        &Machine::unknown(),
+        &report,
+        &plots.unwrap_or_default(),
+        "benches/plots",
+        0.0,
+    );
+    checks
+        .push(("BENCHMARKS.md".into(), std::fs::write(out_dir.join("BENCHMARKS.md"), md).is_ok()));
+    log(&format!("{} checks", checks.len()));
+    checks
 }

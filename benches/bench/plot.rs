@@ -7,7 +7,8 @@ use plotters::prelude::*;
 
 /// One line: a server's points.
 pub struct Series {
-    /// The server's name: the legend label and the key to its colour.
+    /// The legend label: the server's name (the key to its colour), then
+    /// anything after a space or a colon (why it is drawn so, or not at all).
     pub name: String,
     /// (x, y) points; those with y not finite or not positive are not drawn.
     pub points: Vec<(f64, f64)>,
@@ -23,9 +24,9 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
-/// A stable colour per server, so every figure agrees.
-fn colour(name: &str) -> RGBColor {
-    match name {
+/// A stable colour per server, so every figure agrees (keyed by the label's first word).
+fn colour(label: &str) -> RGBColor {
+    match label.split([' ', ':']).next().unwrap_or(label) {
         "poll" => RGBColor(31, 119, 180),
         "select" => RGBColor(255, 127, 14),
         "epoll" => RGBColor(44, 160, 44),
@@ -46,12 +47,31 @@ fn y_bounds(panel: &Panel) -> (f64, f64) {
     if lo > hi { (1.0, 10.0) } else { (lo / 1.5, hi * 1.5) }
 }
 
-/// Panels side by side, sharing the x axis `x_desc` over `x_spec` (log or linear), y on a log scale.
+/// An x label as a whole number.
+pub fn whole(x: &f64) -> String {
+    format!("{x:.0}")
+}
+
+/// An x label as a rate: `250k`, `1.2M`.
+pub fn per_sec(x: &f64) -> String {
+    if *x >= 1e6 {
+        format!("{:.1}M", x / 1e6)
+    } else if *x >= 1e3 {
+        format!("{:.0}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// Panels side by side, sharing the x axis `x_desc` over `x_spec` (log or linear),
+/// labelled by `x_fmt`, y on a log scale. A series without points still gets
+/// its legend entry, so a server left out says why.
 pub fn figure<X>(
     path: &Path,
     panels: &[Panel],
     x_desc: &str,
     x_spec: impl Fn() -> X,
+    x_fmt: fn(&f64) -> String,
 ) -> Result<(), String>
 where
     X: AsRangedCoord<Value = f64>,
@@ -74,7 +94,7 @@ where
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(&panel.y_desc)
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&x_fmt)
             .y_label_formatter(&|y| {
                 if *y >= 100.0 { format!("{y:.0}") } else { format!("{y:.1}") }
             })
@@ -83,10 +103,21 @@ where
         for series in &panel.series {
             let points: Vec<(f64, f64)> =
                 series.points.iter().copied().filter(|p| p.1.is_finite() && p.1 > 0.0).collect();
+            let c = colour(&series.name);
             if points.is_empty() {
+                // Nothing to draw: the legend entry alone, a dashed stub, says why.
+                chart
+                    .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                    .map_err(|e| e.to_string())?
+                    .label(series.name.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(
+                            vec![(x, y), (x + 5, y), (x + 8, y), (x + 13, y)],
+                            c.mix(0.4),
+                        )
+                    });
                 continue;
             }
-            let c = colour(&series.name);
             chart
                 .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
                 .map_err(|e| e.to_string())?

@@ -219,6 +219,12 @@ pub struct Load {
     pub max: f64,
     /// Errors the client counted; `load` fails a run with any.
     pub errors: u64,
+    /// Open loop: the rate asked for (`offered_per_sec=`); NaN otherwise.
+    pub offered: f64,
+    /// Measured messages slower than 1 ms (`over_1ms=`); 0 when the line has none.
+    pub over_1ms: u64,
+    /// Open loop: the client's own lateness, p99, µs (`lag_p99_us=`); NaN otherwise.
+    pub lag_p99: f64,
 }
 
 /// Parses `RESULT conns=.. msgs=.. messages=.. msgs_per_sec=.. p50_us=.. ... errors=..`
@@ -243,6 +249,9 @@ pub fn parse_result(line: &str) -> Option<Load> {
         p999: get("p999_us")?,
         max: get("max_us").unwrap_or(f64::NAN),
         errors: get("errors").unwrap_or(0.0) as u64,
+        offered: get("offered_per_sec").unwrap_or(f64::NAN),
+        over_1ms: get("over_1ms").unwrap_or(0.0) as u64,
+        lag_p99: get("lag_p99_us").unwrap_or(f64::NAN),
     })
 }
 
@@ -291,6 +300,40 @@ pub fn load(
     warmup: u64,
     cpu: Option<usize>,
 ) -> Result<Load, String> {
+    let args = ["--msgs".to_string(), msgs.to_string()];
+    run_load(addr, conns, warmup, &args, cpu)
+}
+
+/// Open loop: `pollmux load ADDR --rate R --duration S` (64-byte echo, one client thread),
+/// `warmup` messages per connection first, at the same rate.
+pub fn load_open(
+    addr: SocketAddr,
+    conns: u64,
+    rate: f64,
+    secs: f64,
+    warmup: u64,
+) -> Result<Load, String> {
+    let args =
+        ["--rate".to_string(), format!("{rate:.0}"), "--duration".to_string(), secs.to_string()];
+    run_load(addr, conns, warmup, &args, None)
+}
+
+/// Churn: `pollmux load ADDR --churn --conns C --msgs M`: `conns` clients at once,
+/// each opening `msgs` connections one after the other (after `warmup` more).
+pub fn load_churn(addr: SocketAddr, conns: u64, msgs: u64, warmup: u64) -> Result<Load, String> {
+    let args = ["--churn".to_string(), "--msgs".to_string(), msgs.to_string()];
+    run_load(addr, conns, warmup, &args, None)
+}
+
+/// Runs `pollmux load ADDR --conns C --size 64 --expect echo --warmup W --threads 1` and
+/// `pace` (its `--msgs`, `--rate`, `--churn` flags); a run with any error fails.
+fn run_load(
+    addr: SocketAddr,
+    conns: u64,
+    warmup: u64,
+    pace: &[String],
+    cpu: Option<usize>,
+) -> Result<Load, String> {
     let mut command = Command::new(pollmux_bin());
     if let Some(cpu) = cpu {
         pin(&mut command, cpu);
@@ -300,8 +343,6 @@ pub fn load(
         &addr.to_string(),
         "--conns",
         &conns.to_string(),
-        "--msgs",
-        &msgs.to_string(),
         "--size",
         "64",
         "--expect",
@@ -311,18 +352,46 @@ pub fn load(
         "--threads",
         &LOAD_THREADS.to_string(),
     ]);
+    command.args(pace);
     let out = run_captured(command, CLIENT_DEADLINE)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let result = stdout.lines().rev().find_map(parse_result);
     match result {
         Some(load) if out.status.success() && load.errors == 0 => Ok(load),
         _ => Err(format!(
-            "pollmux load {addr} --conns {conns} --msgs {msgs}: {}\nstdout: {}\nstderr: {}",
+            "pollmux load {addr} --conns {conns} {}: {}\nstdout: {}\nstderr: {}",
+            pace.join(" "),
             out.status,
             tail(&stdout, 1000),
             tail(&String::from_utf8_lossy(&out.stderr), 1000)
         )),
     }
+}
+
+/// CPU time `pid` has used so far (user + system, every thread), seconds, from
+/// /proc/PID/stat. Counted in clock ticks of 1/100 s (USER_HZ, 100 on Linux).
+pub fn cpu_secs(pid: i32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / 100.0)
+}
+
+/// utime + stime (fields 14 and 15) of a /proc/PID/stat line; the command
+/// name (field 2) may hold spaces and parentheses, so fields count from the last `)`.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Whether `pollmux serve --help` lists `flag` (a flag another branch adds).
+pub fn serve_has_flag(flag: &str) -> bool {
+    let mut command = Command::new(pollmux_bin());
+    command.args(["serve", "--help"]);
+    run_captured(command, Duration::from_secs(20))
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(flag))
 }
 
 /// One `pollmux ping` run: each reply's round trip (µs) and the loss.

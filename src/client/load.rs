@@ -13,9 +13,12 @@
 //!   came back; a connection may have many messages outstanding (pipelined;
 //!   replies are matched in order). Each latency runs from when its message
 //!   was *due*, not when it was sent, so a stall shows up as every message it
-//!   delayed. The client never sleeps through a due time: when the next
-//!   message is due within [`SPIN`] it polls without blocking, so its own
-//!   wake-up is not in the figures.
+//!   delayed. Between messages the thread sleeps in its wait call until a
+//!   reply arrives or a timerfd (nanosecond resolution; the wait's own timeout
+//!   counts milliseconds) fires [`EARLY`] before the next message is due, then
+//!   polls without blocking until it is: its own wake-up stays out of the figures,
+//!   and it leaves the CPU to others (a busy loop would be preempted for whole
+//!   time slices on a shared machine, and count them as latency).
 //! - **Churn** (`--churn`): closed loop over fresh connections: each message
 //!   opens a connection, sends, reads the whole reply and closes; latencies run
 //!   from the connect.
@@ -38,6 +41,8 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use log::{error, warn};
 use nix::errno::Errno;
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use super::{connect_nonblocking, connect_started, format_us, resolve};
 use crate::fd_map::FdMap;
@@ -49,10 +54,10 @@ const MAX_LOGGED_ERRORS: u64 = 10;
 const HISTOGRAM_MAX_NS: u64 = 3_600_000_000_000;
 /// Bytes one recv may return.
 const READ_BUFFER: usize = 64 * 1024;
-/// Open loop: when the next message is due within this, the thread polls
-/// without blocking rather than sleeping (the wait's timeout has millisecond
-/// granularity, and a sleeping CPU takes tens of microseconds to wake).
-pub const SPIN: Duration = Duration::from_millis(2);
+/// Open loop: the thread's timer fires this long before the next message is
+/// due, and it polls without blocking from then on (a sleeping CPU takes tens
+/// of microseconds to wake, more on a VM).
+pub const EARLY: Duration = Duration::from_micros(30);
 /// Churn over IPv4 loopback: source addresses 127.0.0.1 to 127.0.0.N in turn,
 /// so that the closed connections' TIME_WAIT entries (about 28,000 ports per
 /// source address, reusable after a second) never run the client out of ports.
@@ -225,6 +230,9 @@ pub struct Report {
     pub idle_closed: u64,
     /// Latencies of the measured messages, in nanoseconds.
     pub histogram: Histogram<u64>,
+    /// Open loop: how late the client queued each measured message after it
+    /// was due, in nanoseconds (its own share of the latencies; empty otherwise).
+    pub lag: Histogram<u64>,
 }
 
 impl Report {
@@ -279,13 +287,22 @@ impl Report {
                 "connect to reply (us)",
             ),
         };
-        vec![
+        let mut lines = vec![
             done,
             format!("{what}: {}", times.join("  ")),
             format!("over 1 ms: {} of {}", self.over_1ms(), self.messages),
-            errors,
-            self.result_line(),
-        ]
+        ];
+        if let Pace::Open { .. } = self.pace {
+            lines.push(format!(
+                "client lateness (us), due to queued: p50 {}  p99 {}  max {}",
+                format_us(self.lag.value_at_quantile(0.5)),
+                format_us(self.lag.value_at_quantile(0.99)),
+                format_us(self.lag.max())
+            ));
+        }
+        lines.push(errors);
+        lines.push(self.result_line());
+        lines
     }
 
     /// The machine-readable last line: `RESULT key=value ...`, always the same keys
@@ -308,13 +325,17 @@ impl Report {
         for (_, key, ns) in self.percentiles() {
             line += &format!(" {key}={}", format_us(ns));
         }
-        line + &format!(
+        line += &format!(
             " errors={} idle_closed={} mode={} over_1ms={}",
             self.errors,
             self.idle_closed,
             self.pace.name(),
             self.over_1ms()
-        )
+        );
+        if let Pace::Open { .. } = self.pace {
+            line += &format!(" lag_p99_us={}", format_us(self.lag.value_at_quantile(0.99)));
+        }
+        line
     }
 }
 
@@ -424,6 +445,7 @@ pub fn run(options: &Options, out: &mut impl Write) -> io::Result<Report> {
         errors: shared.errors.load(Ordering::Relaxed),
         idle_closed: 0,
         histogram: new_histogram(),
+        lag: new_histogram(),
     };
     let first = tallies.iter().filter_map(|t| t.first_start).min();
     let last = tallies.iter().filter_map(|t| t.last_end).max();
@@ -434,6 +456,7 @@ pub fn run(options: &Options, out: &mut impl Write) -> io::Result<Report> {
         report.messages += tally.messages;
         report.idle_closed += tally.idle_closed;
         report.histogram.add(&tally.histogram).expect("histograms of the same bounds");
+        report.lag.add(&tally.lag).expect("histograms of the same bounds");
     }
     for line in report.lines() {
         writeln!(out, "{line}")?;
@@ -499,6 +522,8 @@ impl Shared<'_> {
 struct Tally {
     /// Its measured latencies, in nanoseconds.
     histogram: Histogram<u64>,
+    /// Open loop: how late it queued each measured message, in nanoseconds.
+    lag: Histogram<u64>,
     /// How many.
     messages: u64,
     /// When its first measured message started (closed loop: was sent; open loop: was due).
@@ -514,6 +539,7 @@ impl Tally {
     fn new() -> Self {
         Tally {
             histogram: new_histogram(),
+            lag: new_histogram(),
             messages: 0,
             first_start: None,
             last_end: None,
@@ -591,6 +617,8 @@ enum Slot {
     Active(Box<Conn>),
     /// An idle connection: only its closing is expected.
     Idle(TcpStream),
+    /// Open loop: the timer that wakes the thread just before the next message is due.
+    Timer(TimerFd),
 }
 
 impl AsFd for Slot {
@@ -598,6 +626,7 @@ impl AsFd for Slot {
         match self {
             Slot::Active(conn) => conn.stream.as_fd(),
             Slot::Idle(stream) => stream.as_fd(),
+            Slot::Timer(timer) => timer.as_fd(),
         }
     }
 }
@@ -627,6 +656,8 @@ struct Worker<'a> {
     in_flight: u64,
     /// Churn: connections opened so far (to pick each one's source address).
     opened: u64,
+    /// Open loop: the timer's descriptor, once it is in `slots`.
+    timer: Option<RawFd>,
     /// The read buffer.
     buf: Vec<u8>,
     /// Where each message is built before it is queued.
@@ -656,6 +687,7 @@ impl<'a> Worker<'a> {
             active: 0,
             in_flight: 0,
             opened: 0,
+            timer: None,
             buf: vec![0; READ_BUFFER],
             scratch: Vec::with_capacity(options.size),
             tally: Tally::new(),
@@ -682,6 +714,7 @@ impl<'a> Worker<'a> {
                 worker.serve_all(None);
             }
             Pace::Open { rate } => {
+                worker.start_timer();
                 let schedule = Schedule { rate, conns: options.conns, per_conn: shared.per_conn() };
                 let mut due = schedule.of(&ids).map(|k| (k, start + schedule.due(k))).peekable();
                 worker.serve_all(Some((&schedule, &mut due)));
@@ -722,6 +755,36 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// Open loop: the timer the thread sleeps on between messages. Without it
+    /// (it cannot fail but for lack of descriptors), the thread polls throughout.
+    fn start_timer(&mut self) {
+        let flags = TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC;
+        match TimerFd::new(ClockId::CLOCK_MONOTONIC, flags) {
+            Ok(timer) => match self.slots.insert(Slot::Timer(timer), Interest::READ) {
+                Ok(fd) => self.timer = Some(fd),
+                Err((_, e)) => warn!("timerfd: {e}; polling between messages instead"),
+            },
+            Err(e) => warn!("timerfd_create: {e}; polling between messages instead"),
+        }
+    }
+
+    /// How long the next wait may block when the next message is due in `left`:
+    /// not at all when it is due within `EARLY` (or there is no timer), else
+    /// until the timer, armed `EARLY` before it, fires (or `guard` passes).
+    fn sleep_until_due(&mut self, left: Duration, guard: Duration) -> Duration {
+        let Some(Slot::Timer(timer)) = self.timer.and_then(|fd| self.slots.get(fd)) else {
+            return Duration::ZERO;
+        };
+        if left <= EARLY {
+            return Duration::ZERO;
+        }
+        let expiration = Expiration::OneShot(TimeSpec::from_duration(left - EARLY));
+        match timer.set(expiration, TimerSetTimeFlags::empty()) {
+            Ok(()) => guard,
+            Err(_) => Duration::ZERO,
+        }
+    }
+
     /// Churn: starts a connection for connection number `id`'s message number
     /// `done`, whose latency starts now, with the connect.
     fn open_churn(&mut self, id: usize, done: u64) {
@@ -756,6 +819,12 @@ impl<'a> Worker<'a> {
         let Some(Slot::Active(conn)) = self.slots.get_mut(fd) else { return };
         if conn.queued == options.warmup && self.tally.first_start.is_none_or(|first| due < first) {
             self.tally.first_start = Some(due);
+        }
+        if let Pace::Open { .. } = options.pace
+            && conn.queued >= options.warmup
+        {
+            let late = Instant::now().saturating_duration_since(due);
+            self.tally.lag.saturating_record(late.as_nanos() as u64);
         }
         conn.enqueue(options.size, due, &mut self.scratch);
         self.in_flight += 1;
@@ -816,10 +885,7 @@ impl<'a> Worker<'a> {
                 continue;
             }
             let wait = match next {
-                Some((_, at)) => {
-                    let left = at.saturating_duration_since(now);
-                    if left <= SPIN { Duration::ZERO } else { (left - SPIN).min(timeout) }
-                }
+                Some((_, at)) => self.sleep_until_due(at.saturating_duration_since(now), timeout),
                 None => timeout,
             };
             if let Err(e) = self.slots.wait(Some(wait), &mut events) {
@@ -855,6 +921,11 @@ impl<'a> Worker<'a> {
                     Ok(n) => self.shared.error(format!("idle connection: {n} unexpected bytes")),
                 }
                 self.close(fd);
+                return (false, 0);
+            }
+            Some(Slot::Timer(timer)) => {
+                // Read its expiry count so it stops being readable; it is re-armed before each wait.
+                let _ = timer.wait();
                 return (false, 0);
             }
             None => return (false, 0),
@@ -933,7 +1004,7 @@ impl<'a> Worker<'a> {
                         conn.out.len()
                     ),
                 )),
-                Slot::Idle(_) => None,
+                Slot::Idle(_) | Slot::Timer(_) => None,
             })
             .collect();
         for (fd, detail) in failed {
@@ -951,7 +1022,7 @@ impl<'a> Worker<'a> {
     fn insert(&mut self, slot: Slot) -> Result<RawFd, SysError> {
         let id = match &slot {
             Slot::Active(conn) => Some(conn.id),
-            Slot::Idle(_) => None,
+            Slot::Idle(_) | Slot::Timer(_) => None,
         };
         let fd = self.slots.insert(slot, Interest::READ).map_err(|(_, e)| e)?;
         if let Some(id) = id {
@@ -1142,6 +1213,7 @@ mod tests {
             errors: 0,
             idle_closed: 0,
             histogram,
+            lag: new_histogram(),
         }
     }
 
@@ -1175,7 +1247,7 @@ mod tests {
         r.pace = Pace::Open { rate: 10.0 };
         let line = r.result_line();
         assert!(line.contains(" msgs_per_sec=8 offered_per_sec=10 p50_us="), "{line}");
-        assert!(line.ends_with(" mode=open over_1ms=2"), "{line}");
+        assert!(line.ends_with(" mode=open over_1ms=2 lag_p99_us=0.0"), "{line}");
         assert_eq!(r.lines()[0], "4 replies in 0.500 s: 8 messages/s achieved, 10 offered");
     }
 
