@@ -38,13 +38,21 @@ fn colour(label: &str) -> RGBColor {
     }
 }
 
-/// The smallest and largest y over every series of `panel` (positive values only: log scale).
+/// The y range of `panel`: its smallest and largest y (positive values only: log scale),
+/// with room above for the legend.
 fn y_bounds(panel: &Panel) -> (f64, f64) {
     let ys = panel.series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let (lo, hi) = ys
         .filter(|y| y.is_finite() && *y > 0.0)
         .fold((f64::MAX, f64::MIN), |(lo, hi), y| (lo.min(y), hi.max(y)));
-    if lo > hi { (1.0, 10.0) } else { (lo / 1.5, hi * 1.5) }
+    if lo > hi {
+        return (1.0, 10.0);
+    }
+    // Headroom above the highest line for the legend (upper left), which
+    // takes about the top third of the panel: on the log scale, 60% of the
+    // decades the lines span.
+    let headroom = (hi / lo).powf(0.6).max(1.5);
+    (lo / 1.5, hi * headroom)
 }
 
 /// An x label as a whole number.
