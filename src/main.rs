@@ -131,7 +131,8 @@ every message the stall delayed.
 --churn opens a new connection for each message (connect, send, read the reply, close),
 --conns at a time, and times each from its connect: connections/s.
 The last line is `RESULT key=value ...`: msgs_per_sec (achieved), offered_per_sec (open
-loop), p50_us p90_us p99_us p999_us max_us, errors, over_1ms (messages slower than 1 ms).";
+loop), p50_us p90_us p99_us p999_us max_us, errors, over_1ms (messages slower than 1 ms),
+lag_p99_us (open loop: how late the client itself queued messages, its share of the figures).";
 
 /// Flags of `pollmux load`. Prints a summary and a last line `RESULT key=value ...`.
 #[derive(Args, Debug)]

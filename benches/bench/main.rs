@@ -78,7 +78,8 @@ fn main() -> ExitCode {
 
 /// Runs the workloads, prints the tables, writes BENCHMARKS.md and the plots under `out_dir`.
 fn run(plan: &Plan, only: Option<&[String]>, out_dir: &Path) -> ExitCode {
-    let machine = Machine::describe();
+    let mut machine = Machine::describe();
+    let ticks_before = process_ticks();
     let started = Instant::now();
     let mut log = |line: &str| eprintln!("[{:6.1} s] {line}", started.elapsed().as_secs_f64());
     match pollmux::sys::limits::raise_nofile() {
@@ -139,6 +140,7 @@ fn run(plan: &Plan, only: Option<&[String]>, out_dir: &Path) -> ExitCode {
         results.slow = Some(workloads::slow(plan, &mut log));
     }
     let elapsed = started.elapsed().as_secs_f64();
+    machine.others_during = others_cpu(ticks_before);
     let report = Report::build(plan, &results);
     println!("\n{}", report.text());
     let plot_dir: PathBuf = out_dir.join("benches/plots");
@@ -162,6 +164,34 @@ fn run(plan: &Plan, only: Option<&[String]>, out_dir: &Path) -> ExitCode {
         plot_dir.display()
     );
     ExitCode::SUCCESS
+}
+
+/// (user + nice + system, all) CPU ticks so far, from the first line of /proc/stat:
+/// the time processes ran, without interrupts and softirqs, which no process's
+/// own account includes.
+fn process_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> =
+        stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    Some((ticks.iter().take(3).sum(), ticks.iter().take(8).sum()))
+}
+
+/// CPU seconds used, since `before` (`process_ticks`), by processes other than this
+/// harness and its (reaped) children, and all CPU seconds there were.
+fn others_cpu(before: Option<(u64, u64)>) -> Option<(f64, f64)> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let ((busy0, total0), (busy1, total1)) = (before?, process_ticks()?);
+    let secs = |who| {
+        getrusage(who).ok().map_or(0.0, |u| {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        })
+    };
+    let ours = secs(UsageWho::RUSAGE_SELF) + secs(UsageWho::RUSAGE_CHILDREN);
+    // /proc/stat counts in USER_HZ ticks: 1/100 s.
+    let busy = busy1.saturating_sub(busy0) as f64 / 100.0;
+    let total = total1.saturating_sub(total0) as f64 / 100.0;
+    Some(((busy - ours).max(0.0), total))
 }
 
 /// Syscalls per echoed message at 100 connections: `--stats` of each backend,

@@ -223,6 +223,9 @@ pub struct Machine {
     pub load_before: String,
     /// Percent of CPU time in use over the second before the run.
     pub busy_before: Option<f64>,
+    /// CPU time (seconds, all cores) that processes other than this harness and its
+    /// children used while it ran, and all the CPU time there was; set after the run.
+    pub others_during: Option<(f64, f64)>,
 }
 
 impl Machine {
@@ -237,6 +240,7 @@ impl Machine {
             memory: "unknown".into(),
             load_before: load_average(),
             busy_before: None,
+            others_during: None,
         }
     }
 
@@ -277,6 +281,7 @@ impl Machine {
             memory,
             load_before,
             busy_before,
+            others_during: None,
         }
     }
 }
@@ -1116,7 +1121,10 @@ fn fan_in_table(
          `PONG` arrives (after {} ms without one it counts the datagram lost and sends the next). \
          Datagrams/s counts replies; CPU per datagram is the server's user + system time over the \
          run, from /proc/PID/stat (1/100 s ticks), divided by the replies. Medians of {} runs of \
-         {:.1} s; (x) is the ratio to the blocking recvfrom/sendto loop at the same sender count.",
+         {:.1} s; (x) is the ratio to the blocking recvfrom/sendto loop at the same sender count. \
+         Nothing is pinned: with one sender the run is a ping-pong, whose rate depends on whether \
+         client and server share a CPU or wake each other across CPUs (the UDP ping table above \
+         pins both to one CPU for that reason); with many senders each wake-up finds work queued.",
         50, plan.fan_in_rounds, plan.fan_in_secs
     ));
     t
@@ -1241,12 +1249,14 @@ pub fn plots(plan: &Plan, results: &Results, dir: &Path) -> Result<Vec<(String, 
             &[
                 Panel {
                     title: "TCP echo p50 round trip (closed loop)".into(),
-                    y_desc: "µs (log)".into(),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
                     series: latency(|c| c.p50),
                 },
                 Panel {
                     title: "TCP echo p99 round trip (closed loop)".into(),
-                    y_desc: "µs (log)".into(),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
                     series: latency(|c| c.p99),
                 },
             ],
@@ -1260,7 +1270,8 @@ pub fn plots(plan: &Plan, results: &Results, dir: &Path) -> Result<Vec<(String, 
             &path,
             &[Panel {
                 title: "TCP echo throughput".into(),
-                y_desc: "messages/s".into(),
+                y_desc: "messages/s (log)".into(),
+                y_fmt: plot::per_sec,
                 series: series(|c| c.msgs_per_sec),
             }],
             "connections",
@@ -1301,12 +1312,14 @@ pub fn plots(plan: &Plan, results: &Results, dir: &Path) -> Result<Vec<(String, 
             &[
                 Panel {
                     title: format!("p50 latency from due time, {} conns", curve.conns),
-                    y_desc: "µs (log)".into(),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
                     series: lines(|p| p.p50),
                 },
                 Panel {
                     title: format!("p99 latency from due time, {} conns", curve.conns),
-                    y_desc: "µs (log)".into(),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
                     series: lines(|p| p.p99),
                 },
             ],
@@ -1328,12 +1341,14 @@ pub fn plots(plan: &Plan, results: &Results, dir: &Path) -> Result<Vec<(String, 
             &[
                 Panel {
                     title: "1 active connection, p50".into(),
-                    y_desc: "µs".into(),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
                     series: series(|c| c.p50),
                 },
                 Panel {
                     title: "1 active connection, p99".into(),
-                    y_desc: "µs".into(),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
                     series: series(|c| c.p99),
                 },
             ],
@@ -1381,6 +1396,13 @@ pub fn markdown(
     if let Some(busy) = machine.busy_before {
         let _ = writeln!(out, "| CPU time in use the second before the run | {busy:.0}% |");
     }
+    if let Some((others, all)) = machine.others_during {
+        let _ = writeln!(
+            out,
+            "| CPU time (user + system) other processes used during the run | {others:.0} s of {all:.0} s ({:.0}%) |",
+            others * 100.0 / all.max(1.0)
+        );
+    }
     let _ = writeln!(
         out,
         "| run | {} interleaved rounds, ~{:.1} s per measured echo run, {:.0} s in all |\n",
@@ -1388,6 +1410,18 @@ pub fn markdown(
     );
     if let Some(warning) = busy_warning(machine.busy_before) {
         let _ = writeln!(out, "**Note:** {warning}\n");
+    }
+    if let Some((others, all)) = machine.others_during
+        && others > 0.1 * all
+    {
+        let _ = writeln!(
+            out,
+            "**Note:** other processes used {:.0}% of the machine's CPU time while this ran (the \
+             machine is shared): the servers and clients were preempted for whole time slices now \
+             and then, which shows most in the tails (p99) and in the open-loop figures, whose \
+             client counts its own lateness. Compare figures within this run, not with another.\n",
+            others * 100.0 / all
+        );
     }
     out.push_str("## Servers\n\n");
     for server in
