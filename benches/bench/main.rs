@@ -166,6 +166,30 @@ fn run(plan: &Plan, only: Option<&[String]>, out_dir: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A tcp-upper stand-in for the self-check: a thread per connection reads a line,
+/// waits `delay`, answers it ASCII-uppercased. Runs until the process exits.
+fn slow_stand_in(delay: std::time::Duration) -> Result<std::net::SocketAddr, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    std::thread::sleep(delay);
+                    if (&stream).write_all(line.to_ascii_uppercase().as_bytes()).is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
 /// (user + nice + system, all) CPU ticks so far, from the first line of /proc/stat:
 /// the time processes ran, without interrupts and softirqs, which no process's
 /// own account includes.
@@ -356,6 +380,14 @@ fn smoke_check() -> Vec<(String, bool)> {
             || plan.slow_servers.iter().all(|s| slow.cells.get(s).is_some_and(|c| c.is_ok()))
     });
     checks.push(("slow handlers: measured, or not available in this build".into(), slow_ok));
+    // The slow-handler clients, against a stand-in that answers each line uppercased
+    // after 200 ms on a thread per connection: all five within about one delay.
+    let stand_in = slow_stand_in(std::time::Duration::from_millis(200));
+    let answered = stand_in.and_then(workloads::slow_clients);
+    checks.push((
+        "slow-handler clients against a 200 ms stand-in".into(),
+        answered.is_ok_and(|(all, each)| each.len() == 5 && (0.2..5.0).contains(&all)),
+    ));
     let report = Report::build(&plan, &results);
     let text = report.text();
     checks.push((

@@ -1275,7 +1275,7 @@ pub fn slow(plan: &Plan, log: &mut dyn FnMut(&str)) -> SlowResults {
 
 /// The clients of the slow-handler workload: connected first, then all send
 /// at once; returns the last answer's time and each client's, seconds.
-fn slow_clients(addr: SocketAddr) -> Result<(f64, Vec<f64>), String> {
+pub fn slow_clients(addr: SocketAddr) -> Result<(f64, Vec<f64>), String> {
     let barrier = Arc::new(std::sync::Barrier::new(SLOW_CLIENTS + 1));
     let clients: Vec<_> = (0..SLOW_CLIENTS)
         .map(|i| {
