@@ -29,7 +29,6 @@ enum Command {
     /// UDP PING/PONG round trips to a udp-ping service, reported like ping(8).
     Ping(PingArgs),
     /// TCP load against an echo-like server: messages/s and latency percentiles, every reply byte checked.
-    #[command(after_help = LOAD_HELP)]
     Load(LoadArgs),
 }
 
@@ -136,6 +135,7 @@ lag_p99_us (open loop: how late the client itself queued messages, its share of 
 
 /// Flags of `pollmux load`. Prints a summary and a last line `RESULT key=value ...`.
 #[derive(Args, Debug)]
+#[command(after_help = LOAD_HELP)]
 struct LoadArgs {
     /// An echo-like TCP server: HOST:PORT.
     target: String,

@@ -835,14 +835,15 @@ pub fn partial_server(server: Server, conns: u64) -> Option<String> {
     }
 }
 
-/// The highest level at which `server`'s p99 stayed under 1 ms and it kept up.
+/// The highest level up to which `server`'s p99 stays under 1 ms and it keeps up:
+/// every level from the lowest to it passed (a pass above a failure does not count).
 fn highest_under_1ms(curve: &Curve, server: Server) -> Option<(usize, CurvePoint)> {
     (0..curve.levels.len())
-        .filter_map(|level| {
+        .map_while(|level| {
             let point = curve.points.get(&(server, level))?.as_ref().ok()?;
             (point.p99 < 1000.0 && !point.saturated()).then(|| (level, point.clone()))
         })
-        .next_back()
+        .last()
 }
 
 /// Per connection count, the p99-against-load table; then the p99-under-1-ms
@@ -987,9 +988,9 @@ fn curve_tables(curves: &[Curve], tables: &mut Vec<Table>, targets: &mut Vec<Tar
         t.rows.push(row);
     }
     t.notes.push(
-        "The highest level of the table above at which the server's p99, timed from when each \
-         message was due, stayed under 1 ms and it answered at least 90% of the offered rate; the \
-         true limit lies between that level and the next."
+        "The highest level of the table above up to which the server's p99, timed from when each \
+         message was due, stays under 1 ms and it answers at least 90% of the offered rate: every \
+         level from the lowest to it passed. The true limit lies between that level and the next."
             .into(),
     );
     tables.push(t);
