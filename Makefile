@@ -43,6 +43,7 @@ strace-python:
 
 # Every server under every workload (about 10 minutes on 2 cores): prints the tables and rewrites
 # BENCHMARKS.md and benches/plots/*.svg. strace (for the tokio peer's syscall count) is installed if missing.
+# BENCH_QUICK=1 make bench: each workload briefly, written to target/bench-preview/ instead.
 .PHONY: bench
 bench:
 	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace) \

@@ -32,7 +32,7 @@ mod udp_guard;
 // Below the loop, and beside it.
 /// Comparison servers on blocking sockets: sequential, thread per connection, pool.
 pub mod baseline;
-/// The clients: `ping` (UDP round trips) and `load` (TCP load, closed or open loop).
+/// The clients: `ping` (UDP round trips) and `load` (TCP load: closed loop, open loop at a rate, churn).
 pub mod client;
 /// fd -> value with each descriptor's interest, kept in step with the poller.
 pub mod fd_map;

@@ -31,7 +31,7 @@ enum Command {
     Serve(ServeArgs),
     /// UDP PING/PONG round trips to a udp-ping service, reported like ping(8).
     Ping(PingArgs),
-    /// Closed-loop TCP load against an echo-like server: messages/s and round-trip percentiles.
+    /// TCP load against an echo-like server: messages/s and latency percentiles, every reply byte checked.
     Load(LoadArgs),
 }
 
@@ -155,19 +155,45 @@ struct PingArgs {
     timeout: f64,
 }
 
+/// What `pollmux load --help` says below the flags: which mode measures what.
+const LOAD_HELP: &str = "\
+Closed loop (the default) measures the most the server can do: each connection sends its
+next message when the previous reply is complete, and times it from that send.
+Open loop (--rate R --duration S) measures latency at a given load: message k is due at
+k/R seconds, on connection k mod N, sent whether or not earlier replies came back, and
+timed from when it was due. A closed loop stops sending while the server stalls, so the
+messages it would have sent are never timed (coordinated omission); the open loop times
+every message the stall delayed.
+--churn opens a new connection for each message (connect, send, read the reply, close),
+--conns at a time, and times each from its connect: connections/s.
+The last line is `RESULT key=value ...`: msgs_per_sec (achieved), offered_per_sec (open
+loop), p50_us p90_us p99_us p999_us max_us, errors, over_1ms (messages slower than 1 ms),
+lag_p99_us (open loop: how late the client itself queued messages, its share of the figures).";
+
 /// Flags of `pollmux load`. Prints a summary and a last line `RESULT key=value ...`.
 #[derive(Args, Debug)]
+#[command(after_help = LOAD_HELP)]
 struct LoadArgs {
     /// An echo-like TCP server: HOST:PORT.
     target: String,
-    /// Connections, each keeping one message outstanding.
+    /// Connections: closed loop, each with one message outstanding; open loop, the
+    /// messages are spread over them in turn; churn, connections open at once.
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..))]
     conns: u64,
-    /// Measured messages per connection.
+    /// Measured messages per connection (closed loop and churn).
     #[arg(long, value_name = "M", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..))]
     msgs: u64,
+    /// Open loop: messages per second, all connections together, on a fixed schedule.
+    #[arg(long, value_name = "MSGS_PER_S", requires = "duration", conflicts_with_all = ["msgs", "churn"])]
+    rate: Option<f64>,
+    /// Open loop: seconds of measured messages (after the warm-up).
+    #[arg(long, value_name = "SECS", requires = "rate")]
+    duration: Option<f64>,
+    /// A new connection for each message: connect, send, read the reply, close.
+    #[arg(long)]
+    churn: bool,
     /// Bytes per message (lowercase ASCII).
     #[arg(long, value_name = "S", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -175,7 +201,8 @@ struct LoadArgs {
     /// What the server sends back: `echo` the bytes, or `upper` them ASCII-uppercased.
     #[arg(long, value_enum, default_value = "echo")]
     expect: load::Expect,
-    /// Messages per connection exchanged and checked before measuring.
+    /// Messages per connection exchanged and checked before measuring (open loop: the
+    /// first ones of the schedule, at the same rate).
     #[arg(long, value_name = "W", default_value_t = 0)]
     warmup: u64,
     /// Client threads, each with its own epoll loop; 0: one per CPU but one (left to the server).
@@ -184,7 +211,7 @@ struct LoadArgs {
     /// Extra connections held open and silent during the run.
     #[arg(long, value_name = "N", default_value_t = 0)]
     idle: usize,
-    /// Seconds without any reply after which outstanding messages count as errors.
+    /// Seconds without any reply while messages are outstanding after which they count as errors.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     timeout: f64,
 }
@@ -525,10 +552,34 @@ fn run_load(args: LoadArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let conns = args.conns as usize;
+    let (pace, msgs) = match (args.rate, args.duration) {
+        (Some(rate), Some(duration)) => {
+            if !(rate.is_finite() && rate > 0.0) {
+                error!("--rate takes a positive number of messages per second, got {rate}");
+                return ExitCode::from(2);
+            }
+            let duration = match seconds("--duration", duration) {
+                Ok(duration) if !duration.is_zero() => duration,
+                Ok(_) => {
+                    error!("--duration must be more than 0 seconds");
+                    return ExitCode::from(2);
+                }
+                Err(message) => {
+                    error!("{message}");
+                    return ExitCode::from(2);
+                }
+            };
+            (load::Pace::Open { rate }, load::open_loop_msgs(rate, duration, conns))
+        }
+        _ if args.churn => (load::Pace::Churn, args.msgs),
+        _ => (load::Pace::Closed, args.msgs),
+    };
     let options = load::Options {
         target: args.target,
-        conns: args.conns as usize,
-        msgs: args.msgs,
+        conns,
+        msgs,
+        pace,
         size: args.size as usize,
         expect: args.expect,
         warmup: args.warmup,

@@ -4,9 +4,15 @@
 mod common;
 
 use common::*;
-use std::net::UdpSocket;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 common::backend_tests!(
+    load_open_loop_reports_the_achieved_and_offered_rates,
+    load_open_loop_pipelines_messages_larger_than_socket_buffers,
+    load_churn_opens_a_connection_per_message,
     ping_gets_every_reply,
     ping_replies_have_the_asked_size,
     load_against_tcp_echo_has_no_errors,
@@ -130,6 +136,56 @@ fn load_with_idle_connections_has_no_errors(backend: &str) {
     assert_eq!(field(&run, "threads"), "2");
 }
 
+/// A RESULT field as a number.
+fn number(run: &Run, key: &str) -> f64 {
+    let value = field(run, key);
+    value.parse().unwrap_or_else(|_| panic!("{key}={value} is not a number:\n{}", run.stdout))
+}
+
+fn load_open_loop_reports_the_achieved_and_offered_rates(backend: &str) {
+    let srv = Server::start(backend, &["--array-len", "10"]);
+    let addr = srv.addr("tcp-echo").to_string();
+    // 2,000 messages/s for half a second over 4 connections: 250 each.
+    let args = ["--rate", "2000", "--duration", "0.5", "--conns", "4", "--warmup", "2"];
+    let run = load(&addr, &[&args[..], &["--threads", "2"]].concat());
+    assert_clean_load(&run, 4, 250);
+    assert_eq!(field(&run, "mode"), "open");
+    assert_eq!(field(&run, "offered_per_sec"), "2000");
+    assert!(number(&run, "msgs_per_sec") > 0.0, "{}", run.stdout);
+    let mut last = 0.0;
+    for key in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us"] {
+        let value = number(&run, key);
+        assert!(value >= last, "{key} below the percentile before it:\n{}", run.stdout);
+        last = value;
+    }
+    assert!(number(&run, "over_1ms") <= 1000.0, "{}", run.stdout);
+    assert!(run.stdout.contains("offered"), "{}", run.stdout);
+    assert!(run.stdout.contains("from when each message was due"), "{}", run.stdout);
+}
+
+fn load_open_loop_pipelines_messages_larger_than_socket_buffers(backend: &str) {
+    // 20 messages of 200 kB due within 20 ms on one connection: many are
+    // outstanding at once and split across sends, and every byte is checked.
+    let srv = Server::start(backend, &["--array-len", "10"]);
+    let addr = srv.addr("tcp-upper").to_string();
+    let args = ["--rate", "1000", "--duration", "0.02", "--size", "200000", "--expect", "upper"];
+    let run = load(&addr, &args);
+    assert_clean_load(&run, 1, 20);
+}
+
+fn load_churn_opens_a_connection_per_message(backend: &str) {
+    let srv = Server::start(backend, &["--array-len", "10", "--stats"]);
+    let addr = srv.addr("tcp-echo").to_string();
+    let run = load(&addr, &["--churn", "--conns", "4", "--msgs", "30", "--warmup", "2"]);
+    assert_clean_load(&run, 4, 30);
+    assert_eq!(field(&run, "mode"), "churn");
+    assert!(run.stdout.contains("connections/s"), "{}", run.stdout);
+    // Every message came on a connection of its own, warm-up included.
+    srv.signal(libc::SIGTERM);
+    let stderr = srv.wait().stderr;
+    assert_eq!(stat(&stderr, "accepted"), 4 * 32, "{stderr}");
+}
+
 fn load_expecting_upper_from_echo_reports_mismatches(backend: &str) {
     let srv = Server::start(backend, &["--array-len", "10"]);
     let addr = srv.addr("tcp-echo").to_string();
@@ -194,4 +250,86 @@ fn ping_to_a_closed_port_in_quick_succession_goes_on_past_icmp_errors() {
     let run = ping(&format!("127.0.0.1:{port}"), &["-c", "50", "-i", "0.000001", "-W", "5"]);
     assert_eq!(run.status.code(), Some(1), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("50 packets transmitted, 0 received"), "{}", run.stdout);
+}
+
+/// A one-connection echo server on its own thread that, once it has echoed
+/// `stall_after` bytes, stops reading for `stall` (once), then carries on.
+/// The pause is what is under test, not a way to wait for something.
+fn stalling_echo_server(stall_after: usize, stall: Duration) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (mut buf, mut echoed, mut stalled) = ([0u8; 4096], 0, false);
+        loop {
+            let n = match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if stream.write_all(&buf[..n]).is_err() {
+                return;
+            }
+            echoed += n;
+            if !stalled && echoed >= stall_after {
+                stalled = true;
+                thread::sleep(stall);
+            }
+        }
+    });
+    (addr, server)
+}
+
+#[test]
+fn open_loop_reports_a_stall_as_every_message_it_delayed() {
+    // 1,000 messages/s on one connection for a second; after 100 messages the
+    // server stops reading for 300 ms. About 300 messages fall due during the
+    // stall, each waiting for its end: the open loop times every one of them.
+    let stall = Duration::from_millis(300);
+    let (addr, server) = stalling_echo_server(100 * 64, stall);
+    let run = load(&addr.to_string(), &["--rate", "1000", "--duration", "1"]);
+    server.join().unwrap();
+    assert_clean_load(&run, 1, 1000);
+    let over_1ms = number(&run, "over_1ms");
+    assert!(over_1ms >= 150.0, "half the messages due during the stall at least:\n{}", run.stdout);
+    // The ~250 due in the stall's first 250 ms waited 50 ms or more: over 10% of all.
+    assert!(number(&run, "p90_us") >= 50_000.0, "{}", run.stdout);
+    assert!(number(&run, "max_us") >= 250_000.0, "{}", run.stdout);
+
+    // The same stall under a closed loop: the one message in flight waits it out,
+    // and the client sends nothing meanwhile, so it is the one slow message.
+    let (addr, server) = stalling_echo_server(100 * 64, stall);
+    let closed = load(&addr.to_string(), &["--msgs", "1000"]);
+    server.join().unwrap();
+    assert_clean_load(&closed, 1, 1000);
+    assert_eq!(field(&closed, "mode"), "closed");
+    assert!(number(&closed, "max_us") >= 250_000.0, "{}", closed.stdout);
+    eprintln!(
+        "messages over 1 ms: open loop {over_1ms}, closed loop {}",
+        field(&closed, "over_1ms")
+    );
+}
+
+#[test]
+fn load_help_says_what_each_mode_measures() {
+    let run = run_to_exit(&["load", "--help"]);
+    run.assert_success();
+    for words in
+        ["Closed loop", "Open loop", "--rate", "--duration", "coordinated omission", "--churn"]
+    {
+        assert!(run.stdout.contains(words), "no {words:?} in:\n{}", run.stdout);
+    }
+}
+
+#[test]
+fn load_rate_needs_a_duration_and_excludes_msgs() {
+    let run = run_to_exit(&["load", "127.0.0.1:1", "--rate", "100"]);
+    assert_eq!(run.status.code(), Some(2), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("--duration"), "{}", run.stderr);
+    let run =
+        run_to_exit(&["load", "127.0.0.1:1", "--rate", "100", "--duration", "1", "--msgs", "5"]);
+    assert_eq!(run.status.code(), Some(2), "{}\n{}", run.stdout, run.stderr);
+    let run = run_to_exit(&["load", "127.0.0.1:1", "--rate", "0", "--duration", "1"]);
+    assert_eq!(run.status.code(), Some(2), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("--rate"), "{}", run.stderr);
 }

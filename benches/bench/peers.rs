@@ -187,3 +187,47 @@ pub fn blocking_udp_pong(addr: &str) -> ExitCode {
         }
     }
 }
+
+/// The peer a Rust user would pick for UDP: a tokio `current_thread` loop of
+/// `recv_from` and `send_to` on one socket, answering `PING...` with
+/// `PONG...` through pollmux's own udp-ping answer.
+pub fn tokio_udp_pong(addr: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let socket = match tokio::net::UdpSocket::bind(addr).await {
+            Ok(socket) => socket,
+            Err(e) => {
+                eprintln!("bind {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match socket.local_addr() {
+            Ok(local) => announce("udp-ping", local),
+            Err(e) => {
+                eprintln!("getsockname: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        let mut buf = vec![0u8; 65536];
+        let mut reply = Vec::with_capacity(65536);
+        loop {
+            let (len, from) = match socket.recv_from(&mut buf).await {
+                Ok(got) => got,
+                Err(e) => {
+                    eprintln!("recvfrom: {e}");
+                    continue;
+                }
+            };
+            DatagramService::Ping.answer(&buf[..len], &mut reply);
+            if let Err(e) = socket.send_to(&reply, from).await {
+                eprintln!("sendto {from}: {e}");
+            }
+        }
+    })
+}

@@ -5,13 +5,15 @@
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use crate::process::{self, Spawned};
 
 /// How long a server may take to print its `listening` lines (the array server
 /// builds 400 MB first).
@@ -31,78 +33,35 @@ pub fn self_bin() -> PathBuf {
 
 /// A running server process: killed on drop.
 pub struct Proc {
-    /// The child process; None once `stop` or drop has taken it.
-    child: Option<Child>,
-    /// Its process id, for kill(2) and /proc.
-    pid: i32,
+    /// The child, its output and its process id (tests/common/process.rs).
+    spawned: Spawned,
     /// The address each service announced in its `listening` line, by service.
     addrs: HashMap<String, SocketAddr>,
-    /// Everything the child wrote to stderr so far, appended by `stderr_thread`.
-    stderr: Arc<Mutex<String>>,
-    /// Drains the child's stderr into `stderr`; joined by `stop`.
-    stderr_thread: Option<JoinHandle<()>>,
 }
 
 impl Proc {
     /// Spawns `command` and waits until it printed `listening <service> <addr>`
     /// for each of `services`.
     pub fn start(name: &str, mut command: Command, services: &[&str]) -> Result<Proc, String> {
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|e| format!("spawn {name} ({command:?}): {e}"))?;
-        let pid = child.id() as i32;
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let text = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let sink = Arc::clone(&text);
-        let stderr_thread = thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match stderr.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n])),
-                }
-            }
-        });
-        let mut proc = Proc {
-            child: Some(child),
-            pid,
-            addrs: HashMap::new(),
-            stderr: text,
-            stderr_thread: Some(stderr_thread),
-        };
-        let deadline = Instant::now() + START_DEADLINE;
-        while services.iter().any(|s| !proc.addrs.contains_key(*s)) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some((service, addr)) = parse_listening(&line) {
-                        proc.addrs.insert(service, addr);
-                    }
-                }
-                Err(_) => {
-                    return Err(format!(
-                        "{name} did not print `listening` for {services:?} (got {:?})\nstderr:\n{}",
-                        proc.addrs,
-                        tail(&proc.stderr(), 2000)
-                    ));
-                }
+        let mut spawned =
+            Spawned::spawn(&mut command).map_err(|e| format!("spawn {name} ({command:?}): {e}"))?;
+        match spawned.listening(services, false, START_DEADLINE) {
+            Ok(addrs) => Ok(Proc { spawned, addrs }),
+            Err(why) => {
+                let stderr = spawned.stderr();
+                let mut proc = Proc { spawned, addrs: HashMap::new() };
+                proc.kill();
+                Err(format!(
+                    "{name} did not print `listening` for {services:?}: {why}\nstderr:\n{}",
+                    tail(&stderr, 2000)
+                ))
             }
         }
-        Ok(proc)
     }
 
     /// The process id.
     pub fn pid(&self) -> i32 {
-        self.pid
+        self.spawned.pid
     }
 
     /// The address `service` announced.
@@ -112,62 +71,48 @@ impl Proc {
 
     /// Everything it wrote to stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.spawned.stderr()
     }
 
     /// Resident memory now, KiB.
     pub fn rss_kib(&self) -> Option<u64> {
-        rss_kib(self.pid)
+        rss_kib(self.pid())
     }
 
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        matches!(self.spawned.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
     /// SIGTERM, then waits (SIGKILL after `grace`); returns all of stderr.
     pub fn stop(mut self, grace: Duration) -> String {
-        if let Some(mut child) = self.child.take() {
-            let _ = send_signal(self.pid, libc::SIGTERM);
-            let deadline = Instant::now() + grace;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() >= deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    Ok(None) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
+        if self.spawned.child.is_some() {
+            let _ = self.spawned.signal(libc::SIGTERM);
+            let _ = self.spawned.wait_timeout(grace);
         }
-        if let Some(t) = self.stderr_thread.take() {
-            let _ = t.join();
-        }
+        self.spawned.join_stderr();
         self.stderr()
     }
-}
 
-impl Drop for Proc {
-    /// Kills and reaps the child unless `stop` already did.
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    /// SIGKILL and reap, unless already done.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.spawned.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 }
 
+impl Drop for Proc {
+    /// Kills and reaps the child unless `stop` already did.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// `listening <service> <address>` into its parts.
 pub fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
-    let mut words = line.split_whitespace();
-    let (Some("listening"), Some(service), Some(addr), None) =
-        (words.next(), words.next(), words.next(), words.next())
-    else {
-        return None;
-    };
-    Some((service.to_string(), addr.parse().ok()?))
+    process::parse_listening(line)
 }
 
 /// The last `n` characters of `text`, on a char boundary.
@@ -254,27 +199,11 @@ pub fn peer(flag: &str, args: &[&str]) -> Command {
 /// Runs `command` to its end with output captured; killed after `deadline`.
 pub fn run_captured(mut command: Command, deadline: Duration) -> Result<Output, String> {
     let shown = format!("{command:?}");
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn {shown}: {e}"))?;
-    let pid = child.id() as i32;
-    let (tx, rx) = mpsc::channel();
-    let waiter = thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(deadline) {
-        Ok(out) => out,
-        Err(_) => {
-            let _ = send_signal(pid, libc::SIGKILL);
-            let _ = waiter.join();
-            return Err(format!("{shown} still ran after {deadline:?}; killed"));
-        }
-    };
-    let _ = waiter.join();
-    out.map_err(|e| format!("wait {shown}: {e}"))
+    match process::run_to_end(&mut command, deadline) {
+        Ok((_, true)) => Err(format!("{shown} still ran after {deadline:?}; killed")),
+        Ok((out, false)) => Ok(out),
+        Err(e) => Err(format!("run {shown}: {e}")),
+    }
 }
 
 /// One `pollmux load` run, from its `RESULT` line. Latencies in microseconds.
@@ -298,6 +227,12 @@ pub struct Load {
     pub max: f64,
     /// Errors the client counted; `load` fails a run with any.
     pub errors: u64,
+    /// Open loop: the rate asked for (`offered_per_sec=`); NaN otherwise.
+    pub offered: f64,
+    /// Measured messages slower than 1 ms (`over_1ms=`); 0 when the line has none.
+    pub over_1ms: u64,
+    /// Open loop: the client's own lateness, p99, µs (`lag_p99_us=`); NaN otherwise.
+    pub lag_p99: f64,
 }
 
 /// Parses `RESULT conns=.. msgs=.. messages=.. msgs_per_sec=.. p50_us=.. ... errors=..`
@@ -322,6 +257,9 @@ pub fn parse_result(line: &str) -> Option<Load> {
         p999: get("p999_us")?,
         max: get("max_us").unwrap_or(f64::NAN),
         errors: get("errors").unwrap_or(0.0) as u64,
+        offered: get("offered_per_sec").unwrap_or(f64::NAN),
+        over_1ms: get("over_1ms").unwrap_or(0.0) as u64,
+        lag_p99: get("lag_p99_us").unwrap_or(f64::NAN),
     })
 }
 
@@ -370,6 +308,40 @@ pub fn load(
     warmup: u64,
     cpu: Option<usize>,
 ) -> Result<Load, String> {
+    let args = ["--msgs".to_string(), msgs.to_string()];
+    run_load(addr, conns, warmup, &args, cpu)
+}
+
+/// Open loop: `pollmux load ADDR --rate R --duration S` (64-byte echo, one client thread),
+/// `warmup` messages per connection first, at the same rate.
+pub fn load_open(
+    addr: SocketAddr,
+    conns: u64,
+    rate: f64,
+    secs: f64,
+    warmup: u64,
+) -> Result<Load, String> {
+    let args =
+        ["--rate".to_string(), format!("{rate:.0}"), "--duration".to_string(), secs.to_string()];
+    run_load(addr, conns, warmup, &args, None)
+}
+
+/// Churn: `pollmux load ADDR --churn --conns C --msgs M`: `conns` clients at once,
+/// each opening `msgs` connections one after the other (after `warmup` more).
+pub fn load_churn(addr: SocketAddr, conns: u64, msgs: u64, warmup: u64) -> Result<Load, String> {
+    let args = ["--churn".to_string(), "--msgs".to_string(), msgs.to_string()];
+    run_load(addr, conns, warmup, &args, None)
+}
+
+/// Runs `pollmux load ADDR --conns C --size 64 --expect echo --warmup W --threads 1` and
+/// `pace` (its `--msgs`, `--rate`, `--churn` flags); a run with any error fails.
+fn run_load(
+    addr: SocketAddr,
+    conns: u64,
+    warmup: u64,
+    pace: &[String],
+    cpu: Option<usize>,
+) -> Result<Load, String> {
     let mut command = Command::new(pollmux_bin());
     if let Some(cpu) = cpu {
         pin(&mut command, cpu);
@@ -379,8 +351,6 @@ pub fn load(
         &addr.to_string(),
         "--conns",
         &conns.to_string(),
-        "--msgs",
-        &msgs.to_string(),
         "--size",
         "64",
         "--expect",
@@ -390,18 +360,46 @@ pub fn load(
         "--threads",
         &LOAD_THREADS.to_string(),
     ]);
+    command.args(pace);
     let out = run_captured(command, CLIENT_DEADLINE)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let result = stdout.lines().rev().find_map(parse_result);
     match result {
         Some(load) if out.status.success() && load.errors == 0 => Ok(load),
         _ => Err(format!(
-            "pollmux load {addr} --conns {conns} --msgs {msgs}: {}\nstdout: {}\nstderr: {}",
+            "pollmux load {addr} --conns {conns} {}: {}\nstdout: {}\nstderr: {}",
+            pace.join(" "),
             out.status,
             tail(&stdout, 1000),
             tail(&String::from_utf8_lossy(&out.stderr), 1000)
         )),
     }
+}
+
+/// CPU time `pid` has used so far (user + system, every thread), seconds, from
+/// /proc/PID/stat. Counted in clock ticks of 1/100 s (USER_HZ, 100 on Linux).
+pub fn cpu_secs(pid: i32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / 100.0)
+}
+
+/// utime + stime (fields 14 and 15) of a /proc/PID/stat line; the command
+/// name (field 2) may hold spaces and parentheses, so fields count from the last `)`.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Whether `pollmux serve --help` lists `flag` (a flag another branch adds).
+pub fn serve_has_flag(flag: &str) -> bool {
+    let mut command = Command::new(pollmux_bin());
+    command.args(["serve", "--help"]);
+    run_captured(command, Duration::from_secs(20))
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(flag))
 }
 
 /// One `pollmux ping` run: each reply's round trip (µs) and the loss.
@@ -578,17 +576,11 @@ impl StraceRun {
 
     /// SIGINT: strace detaches and writes its summary; returns the counts.
     pub fn finish(mut self) -> Result<Strace, String> {
-        let _ = send_signal(self.child.id() as i32, libc::SIGINT);
+        let _ = process::send_signal(self.child.id() as i32, libc::SIGINT);
         let _ = self.child.wait();
         let text = std::fs::read_to_string(&self.out)
             .map_err(|e| format!("read {}: {e}", self.out.display()))?;
         let _ = std::fs::remove_file(&self.out);
         parse_strace(&text).ok_or_else(|| format!("no `total` line in strace output:\n{text}"))
     }
-}
-
-/// kill(2) through nix, which needs no `unsafe`.
-fn send_signal(pid: i32, signal: libc::c_int) -> nix::Result<()> {
-    let signal = nix::sys::signal::Signal::try_from(signal)?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
 }

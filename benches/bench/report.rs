@@ -10,8 +10,9 @@ use plotters::coord::combinators::IntoLogRange;
 use crate::plot::{self, Panel, Series};
 use crate::stat::median;
 use crate::workloads::{
-    ArrayCell, BACKENDS, Cell, ECHO_SERVERS, EchoCell, EchoResults, IDLE_SERVERS, IdleResults,
-    PingCell, Plan, Server, SyscallCell, THREADS,
+    ArrayCell, BACKENDS, CHURN_CONNS, Cell, ChurnCell, Curve, CurvePoint, ECHO_SERVERS, EchoCell,
+    EchoResults, FanInCell, IDLE_SERVERS, IdleResults, POOL_THREADS, PingCell, Plan, SATURATED,
+    SLOW_CLIENTS, SLOW_DELAY_MS, Server, SlowResults, SyscallCell, THREADS,
 };
 
 /// Everything one run measured.
@@ -27,6 +28,14 @@ pub struct Results {
     pub idle: Option<IdleResults>,
     /// Workload 4, the array, per server, if it ran.
     pub array: Option<HashMap<Server, Cell<ArrayCell>>>,
+    /// Open-loop latency against offered load, one curve set per connection count.
+    pub curves: Option<Vec<Curve>>,
+    /// Connection churn, per server.
+    pub churn: Option<HashMap<Server, Cell<ChurnCell>>>,
+    /// UDP fan-in, per (server, sender sockets).
+    pub fan_in: Option<HashMap<(Server, u64), Cell<FanInCell>>>,
+    /// Slow handlers, per server.
+    pub slow: Option<SlowResults>,
 }
 
 /// Syscalls per echoed message at 100 connections, by server and source.
@@ -214,9 +223,27 @@ pub struct Machine {
     pub load_before: String,
     /// Percent of CPU time in use over the second before the run.
     pub busy_before: Option<f64>,
+    /// CPU time (seconds, all cores) that processes other than this harness and its
+    /// children used while it ran, and all the CPU time there was; set after the run.
+    pub others_during: Option<(f64, f64)>,
 }
 
 impl Machine {
+    /// A placeholder for reports not written from a real run (the self-check).
+    pub fn unknown() -> Machine {
+        Machine {
+            date: utc_now(),
+            cores: 0,
+            cpu: "unknown".into(),
+            kernel: "unknown".into(),
+            rustc: "unknown".into(),
+            memory: "unknown".into(),
+            load_before: load_average(),
+            busy_before: None,
+            others_during: None,
+        }
+    }
+
     /// Describes this machine; takes a second, to measure how busy its CPUs are.
     pub fn describe() -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -254,6 +281,7 @@ impl Machine {
             memory,
             load_before,
             busy_before,
+            others_during: None,
         }
     }
 }
@@ -344,14 +372,26 @@ impl Report {
         if let Some(sys) = &results.syscalls {
             tables.push(syscall_table(sys, &mut targets));
         }
+        if let Some(curves) = &results.curves {
+            curve_tables(curves, &mut tables, &mut targets);
+        }
+        if let Some(churn) = &results.churn {
+            tables.push(churn_table(plan, churn, &mut targets));
+        }
         if let Some(udp) = &results.udp {
             tables.push(udp_table(udp));
+        }
+        if let Some(fan_in) = &results.fan_in {
+            tables.push(fan_in_table(plan, fan_in, &mut targets));
         }
         if let Some(idle) = &results.idle {
             tables.push(idle_table(plan, idle, &mut targets));
         }
         if let Some(array) = &results.array {
             tables.push(array_table(array, &mut targets));
+        }
+        if let Some(slow) = &results.slow {
+            tables.push(slow_table(plan, slow, &mut targets));
         }
         Report { tables, targets }
     }
@@ -778,6 +818,387 @@ fn array_table(array: &HashMap<Server, Cell<ArrayCell>>, targets: &mut Vec<Targe
     t
 }
 
+/// The label of an offered level: `50% (140k/s)`.
+fn level_label(curve: &Curve, level: usize) -> String {
+    let fraction = curve.levels[level];
+    format!("{:.0}% ({}/s)", fraction * 100.0, rate(fraction * curve.reference))
+}
+
+/// Why a server cannot serve every connection of `conns` at once, if it cannot.
+pub fn partial_server(server: Server, conns: u64) -> Option<String> {
+    match server {
+        Server::Model("sequential") if conns > 1 => Some("serves 1 connection at a time".into()),
+        Server::Model("pool") if conns > POOL_THREADS => {
+            Some(format!("serves {POOL_THREADS} connections at a time"))
+        }
+        _ => None,
+    }
+}
+
+/// The highest level up to which `server`'s p99 stays under 1 ms and it keeps up:
+/// every level from the lowest to it passed (a pass above a failure does not count).
+fn highest_under_1ms(curve: &Curve, server: Server) -> Option<(usize, CurvePoint)> {
+    (0..curve.levels.len())
+        .map_while(|level| {
+            let point = curve.points.get(&(server, level))?.as_ref().ok()?;
+            (point.p99 < 1000.0 && !point.saturated()).then(|| (level, point.clone()))
+        })
+        .last()
+}
+
+/// Per connection count, the p99-against-load table; then the p99-under-1-ms
+/// table over all counts; and the open-loop targets.
+fn curve_tables(curves: &[Curve], tables: &mut Vec<Table>, targets: &mut Vec<Target>) {
+    for curve in curves {
+        let mut headers = vec!["server".to_string(), "closed-loop max".to_string()];
+        headers.extend((0..curve.levels.len()).map(|l| level_label(curve, l)));
+        let refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let mut t = Table::new(
+            format!(
+                "Open-loop latency against offered load, TCP echo, 64-byte messages, {} connections: p99 µs",
+                curve.conns
+            ),
+            &refs,
+        );
+        for server in ECHO_SERVERS {
+            let Some(max) = curve.max.get(&server) else { continue };
+            let mut row = vec![server.name().to_string()];
+            row.push(match max {
+                Ok(m) => format!("{}/s", rate(*m)),
+                Err(_) => missing(max),
+            });
+            for level in 0..curve.levels.len() {
+                row.push(match curve.points.get(&(server, level)) {
+                    Some(Ok(p)) if p.saturated() => {
+                        format!("{} (got {})", us(p.p99), rate(p.achieved))
+                    }
+                    Some(Ok(p)) => us(p.p99),
+                    Some(Err(why)) if why.starts_with("n/a") => "-".into(),
+                    Some(cell) => missing(cell),
+                    None => "-".into(),
+                });
+            }
+            t.rows.push(row);
+        }
+        // The client's own lateness: how long after its due time it queued a message.
+        let mut lag = vec!["(client lateness p99, worst server)".to_string(), "-".to_string()];
+        for level in 0..curve.levels.len() {
+            let worst = ECHO_SERVERS
+                .iter()
+                .filter_map(|&s| curve.points.get(&(s, level))?.as_ref().ok().map(|p| p.lag_p99))
+                .filter(|x| x.is_finite())
+                .fold(f64::NAN, f64::max);
+            lag.push(us(worst));
+        }
+        t.rows.push(lag);
+        let reference = curve.reference_server.map_or("-", Server::name);
+        t.notes.push(format!(
+            "Each column is an offered load, a fraction of {reference}'s closed-loop maximum at {} \
+             connections ({}/s, from the echo table, or a probe), sent by `pollmux load --rate R \
+             --duration {}` (open loop: every message due on a fixed schedule, spread evenly over the \
+             connections, pipelined), 64-byte messages. Latency runs from when each message was due, \
+             so it includes every moment it waited for the server, in the socket or in the listen \
+             backlog. `(got X)`: the server answered only X/s, under {:.0}% of the offered load \
+             (saturated); a server is not pushed further after two such levels (`-`). One run per \
+             level, the median of several at the targets' levels; p50 is in the plot. The last row is the \
+             client's own share: how late it queued a message after its due time (p99 of the run, the \
+             worst over the servers); a figure not far above it says more about the machine than the server.",
+            curve.conns,
+            rate(curve.reference),
+            "S",
+            SATURATED * 100.0
+        ));
+        for server in ECHO_SERVERS {
+            if let Some(why) = partial_server(server, curve.conns)
+                && curve.max.contains_key(&server)
+            {
+                t.notes.push(format!(
+                    "{}: {why}, so the others wait (in the listen backlog, their messages queued) \
+                     until one closes at the end of its schedule; those waits are in its figures.",
+                    server.name()
+                ));
+            }
+        }
+        for server in ECHO_SERVERS {
+            for level in 0..curve.levels.len() {
+                if let Some(Err(why)) = curve.points.get(&(server, level))
+                    && !why.starts_with("n/a")
+                {
+                    t.notes.push(format!(
+                        "{} at {}: {why}",
+                        server.name(),
+                        level_label(curve, level)
+                    ));
+                }
+            }
+        }
+        tables.push(t);
+        let tokio = |level: usize| {
+            curve.points.get(&(Server::Tokio, level)).and_then(|p| p.as_ref().ok()).cloned()
+        };
+        for fraction in [0.5, 0.8] {
+            let Some(level) = curve.levels.iter().position(|l| (l - fraction).abs() < 1e-9) else {
+                continue;
+            };
+            for server in [BACKENDS[0], BACKENDS[2]] {
+                let mine = curve.points.get(&(server, level)).and_then(|p| p.as_ref().ok());
+                if let (Some(m), Some(b)) = (mine, tokio(level)) {
+                    let r = m.p99 / b.p99;
+                    targets.push(Target {
+                        what: format!(
+                            "open loop, {} conns, {:.0}% of tokio's max: p99 vs tokio",
+                            curve.conns,
+                            fraction * 100.0
+                        ),
+                        server: server.name().into(),
+                        measured: format!("{r:.2}x ({} vs {} µs)", us(m.p99), us(b.p99)),
+                        bar: "≤ 1.0x".into(),
+                        met: Some(r <= 1.0),
+                    });
+                }
+            }
+        }
+    }
+    // Each server's highest load with p99 under 1 ms, every connection count side by side.
+    let mut headers = vec!["server".to_string()];
+    headers.extend(curves.iter().map(|c| format!("{} connections", c.conns)));
+    let refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let mut t = Table::new("Highest offered load with p99 under 1 ms (open loop, TCP echo)", &refs);
+    for server in ECHO_SERVERS {
+        if !curves.iter().any(|c| c.max.contains_key(&server)) {
+            continue;
+        }
+        let mut row = vec![server.name().to_string()];
+        for curve in curves {
+            row.push(match highest_under_1ms(curve, server) {
+                _ if !curve.max.contains_key(&server) => "-".into(),
+                Some((level, p)) if level + 1 == curve.levels.len() => {
+                    format!("≥ {}/s (every level; p99 {} µs)", rate(p.offered), us(p.p99))
+                }
+                Some((_, p)) => format!(
+                    "{}/s ({:.0}% of {}; p99 {} µs)",
+                    rate(p.offered),
+                    p.offered / curve.reference * 100.0,
+                    curve.reference_server.map_or("-", Server::name),
+                    us(p.p99)
+                ),
+                None => format!("none (< {}/s)", rate(curve.levels[0] * curve.reference)),
+            });
+        }
+        t.rows.push(row);
+    }
+    t.notes.push(
+        "The highest level of the table above up to which the server's p99, timed from when each \
+         message was due, stays under 1 ms and it answers at least 90% of the offered rate: every \
+         level from the lowest to it passed. The true limit lies between that level and the next."
+            .into(),
+    );
+    tables.push(t);
+}
+
+/// The churn table, and the backends' churn targets.
+fn churn_table(
+    plan: &Plan,
+    churn: &HashMap<Server, Cell<ChurnCell>>,
+    targets: &mut Vec<Target>,
+) -> Table {
+    let mut t = Table::new(
+        format!(
+            "Connection churn: connect, 64 bytes, the echo, close ({CHURN_CONNS} clients at once)"
+        ),
+        &["server", "connections/s", "p50 µs", "p99 µs", "connections per client"],
+    );
+    let base = churn.get(&THREADS).and_then(|c| c.as_ref().ok()).cloned();
+    for server in ECHO_SERVERS {
+        let Some(cell) = churn.get(&server) else { continue };
+        t.rows.push(match cell {
+            Ok(c) => vec![
+                server.name().into(),
+                with_ratio(rate(c.per_sec), c.per_sec, base.as_ref().map(|b| b.per_sec)),
+                with_ratio(us(c.p50), c.p50, base.as_ref().map(|b| b.p50)),
+                with_ratio(us(c.p99), c.p99, base.as_ref().map(|b| b.p99)),
+                c.msgs.to_string(),
+            ],
+            Err(why) => {
+                vec![server.name().into(), missing(cell), "-".into(), "-".into(), why.clone()]
+            }
+        });
+    }
+    let get = |s: Server| churn.get(&s).and_then(|c| c.as_ref().ok());
+    for server in BACKENDS {
+        let Some(m) = get(server) else { continue };
+        for (reference, bar) in [(Server::Tokio, 1.0), (THREADS, 1.5)] {
+            if let Some(b) = get(reference) {
+                let r = m.per_sec / b.per_sec;
+                targets.push(Target {
+                    what: format!("churn connections/s vs {}", reference.name()),
+                    server: server.name().into(),
+                    measured: format!("{r:.2}x ({} vs {})", rate(m.per_sec), rate(b.per_sec)),
+                    bar: format!("≥ {bar:.1}x"),
+                    met: Some(r >= bar),
+                });
+            }
+        }
+    }
+    t.notes.push(format!(
+        "`pollmux load --churn --conns {CHURN_CONNS}`: each of {CHURN_CONNS} clients opens a \
+         connection (non-blocking connect, TCP_NODELAY), sends 64 bytes, reads the echo, closes, and \
+         opens the next; latency runs from the connect to the echo's last byte, so a server that \
+         leaves connections in its listen backlog is charged for the wait. Medians of {} runs; (x) is \
+         the ratio to `threads` (a thread per connection) in the same run. The client takes its \
+         source addresses from 127.0.0.1-16 in turn, so TIME_WAIT never runs it out of ports.",
+        plan.rounds
+    ));
+    t
+}
+
+/// The UDP fan-in table, and the backends' fan-in targets.
+fn fan_in_table(
+    plan: &Plan,
+    fan_in: &HashMap<(Server, u64), Cell<FanInCell>>,
+    targets: &mut Vec<Target>,
+) -> Table {
+    let mut headers = vec!["server".to_string()];
+    for n in &plan.fan_in_senders {
+        let s = if *n == 1 { "" } else { "s" };
+        headers.push(format!("{n} sender{s}: datagrams/s"));
+        headers.push(format!("{n} sender{s}: CPU µs per datagram"));
+    }
+    headers.push("lost".into());
+    let refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let mut t = Table::new("UDP fan-in: senders against udp-ping", &refs);
+    let get = |s: Server, n: u64| fan_in.get(&(s, n)).and_then(|c| c.as_ref().ok());
+    for server in &plan.fan_in_servers {
+        let mut row = vec![server.name().to_string()];
+        let mut lost = 0;
+        for &n in &plan.fan_in_senders {
+            let base = get(Server::BlockingUdp, n);
+            match fan_in.get(&(*server, n)) {
+                Some(Ok(c)) => {
+                    row.push(with_ratio(rate(c.per_sec), c.per_sec, base.map(|b| b.per_sec)));
+                    row.push(with_ratio(
+                        format!("{:.2}", c.cpu_us),
+                        c.cpu_us,
+                        base.map(|b| b.cpu_us),
+                    ));
+                    lost += c.lost;
+                }
+                Some(cell) => {
+                    row.push(missing(cell));
+                    row.push("-".into());
+                }
+                None => row.extend(["-".to_string(), "-".to_string()]),
+            }
+        }
+        row.push(lost.to_string());
+        t.rows.push(row);
+    }
+    if let Some(&top) = plan.fan_in_senders.iter().max()
+        && let Some(b) = get(Server::BlockingUdp, top)
+    {
+        for server in BACKENDS {
+            let Some(m) = get(server, top) else { continue };
+            let r = m.per_sec / b.per_sec;
+            targets.push(Target {
+                what: format!("UDP fan-in, {top} senders: datagrams/s vs blocking loop"),
+                server: server.name().into(),
+                measured: format!("{r:.2}x ({} vs {})", rate(m.per_sec), rate(b.per_sec)),
+                bar: "≥ 0.95x".into(),
+                met: Some(r >= 0.95),
+            });
+            let r = m.cpu_us / b.cpu_us;
+            targets.push(Target {
+                what: format!("UDP fan-in, {top} senders: CPU per datagram vs blocking loop"),
+                server: server.name().into(),
+                measured: format!("{r:.2}x ({:.2} vs {:.2} µs)", m.cpu_us, b.cpu_us),
+                bar: "≤ 1.05x".into(),
+                met: Some(r <= 1.05),
+            });
+        }
+    }
+    t.notes.push(format!(
+        "Each sender is a UDP socket of one client process (the harness, `--udp-fan-in`, one thread \
+         over epoll) that keeps one 64-byte `PING` outstanding and sends the next as soon as the \
+         `PONG` arrives (after {} ms without one it counts the datagram lost and sends the next). \
+         Datagrams/s counts replies; CPU per datagram is the server's user + system time over the \
+         run, from /proc/PID/stat (1/100 s ticks), divided by the replies. Medians of {} runs of \
+         {:.1} s; (x) is the ratio to the blocking recvfrom/sendto loop at the same sender count. \
+         Nothing is pinned: with one sender the run is a ping-pong, whose rate depends on whether \
+         client and server share a CPU or wake each other across CPUs (the UDP ping table above \
+         pins both to one CPU for that reason); with many senders each wake-up finds work queued.",
+        50, plan.fan_in_rounds, plan.fan_in_secs
+    ));
+    t
+}
+
+/// The slow-handler table, and its two targets.
+fn slow_table(plan: &Plan, slow: &SlowResults, targets: &mut Vec<Target>) -> Table {
+    let mut t = Table::new(
+        format!(
+            "Slow handlers: {SLOW_CLIENTS} clients at once, tcp-upper with a {} s reply delay",
+            SLOW_DELAY_MS as f64 / 1000.0
+        ),
+        &["server", "all answered after", "each client answered after"],
+    );
+    let unavailable = "not available in this build";
+    for server in &plan.slow_servers {
+        let name = match server {
+            Server::Mux(_) => format!("mux ({})", server.name()),
+            _ => server.name().to_string(),
+        };
+        t.rows.push(match slow.cells.get(server) {
+            _ if !slow.available => {
+                vec![name, unavailable.into(), "`pollmux serve --help` has no --reply-delay".into()]
+            }
+            Some(Ok((all, each))) => {
+                let each: Vec<String> = each.iter().map(|s| format!("{s:.2}")).collect();
+                vec![name, format!("{all:.2} s"), format!("{} s", each.join(", "))]
+            }
+            Some(Err(why)) => vec![name, "failed".into(), why.clone()],
+            None => vec![name, "-".into(), "-".into()],
+        });
+    }
+    let bars = [
+        (Server::Mux("poll"), "slow handlers: all 5 answered (mux)", "≤ 1.2 s", true),
+        (Server::Model("sequential"), "slow handlers: all 5 answered (sequential)", "≥ 5 s", false),
+    ];
+    for (server, what, bar, at_most) in bars {
+        if !plan.slow_servers.contains(&server) {
+            continue;
+        }
+        let (measured, met) = match slow.cells.get(&server) {
+            _ if !slow.available => (unavailable.to_string(), None),
+            Some(Ok((all, _))) => {
+                let met = if at_most { *all <= 1.2 } else { *all >= 5.0 };
+                (format!("{all:.2} s"), Some(met))
+            }
+            _ => ("failed".to_string(), None),
+        };
+        targets.push(Target {
+            what: what.into(),
+            server: server.name().into(),
+            measured,
+            bar: bar.into(),
+            met,
+        });
+    }
+    t.notes.push(format!(
+        "`pollmux serve --reply-delay {SLOW_DELAY_MS}` holds each tcp-upper reply for the delay: the \
+         event loop on a timer, the baselines in a real sleep. {SLOW_CLIENTS} clients connect, then \
+         send one line each at the same moment; the time runs from that moment to each complete \
+         reply. A server that overlaps the waits answers all in about one delay; one that serves a \
+         client at a time takes one delay per client (pool: one per {POOL_THREADS} clients)."
+    ));
+    if !slow.available {
+        t.notes.push(
+            "`--reply-delay` is being added on another branch; this build's `pollmux serve --help` \
+             does not list it, so the workload did not run."
+                .into(),
+        );
+    }
+    t
+}
+
 /// One line per server: `pick` of its cell at each x (connections, or idle
 /// connections) that has one.
 fn series_over(
@@ -807,24 +1228,42 @@ pub fn plots(plan: &Plan, results: &Results, dir: &Path) -> Result<Vec<(String, 
     let mut written = Vec::new();
     if let Some(echo) = &results.echo {
         let series = |pick| series_over(&ECHO_SERVERS, &plan.conns, &echo.cells, pick);
+        // Latency: a server that cannot serve every connection at once is drawn only where
+        // it can (the closed loop times only the connections being served), and says so.
+        let latency = |pick: fn(&EchoCell) -> f64| {
+            let mut lines = series(pick);
+            for line in &mut lines {
+                let server = ECHO_SERVERS.iter().find(|s| s.name() == line.name).copied();
+                if let Some(server) = server
+                    && let Some(why) = plan.conns.iter().find_map(|&c| partial_server(server, c))
+                {
+                    line.points.retain(|&(c, _)| partial_server(server, c as u64).is_none());
+                    line.name = format!("{}: {why}; more not drawn", line.name);
+                }
+            }
+            lines
+        };
         let max = plan.conns.iter().copied().max().unwrap_or(1000) as f64;
         let path = dir.join("echo_latency.svg");
         plot::figure(
             &path,
             &[
                 Panel {
-                    title: "TCP echo p50 round trip".into(),
-                    y_desc: "µs".into(),
-                    series: series(|c| c.p50),
+                    title: "TCP echo p50 round trip (closed loop)".into(),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
+                    series: latency(|c| c.p50),
                 },
                 Panel {
-                    title: "TCP echo p99 round trip".into(),
-                    y_desc: "µs".into(),
-                    series: series(|c| c.p99),
+                    title: "TCP echo p99 round trip (closed loop)".into(),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
+                    series: latency(|c| c.p99),
                 },
             ],
             "connections",
             || (0.8..max * 1.25).log_scale(),
+            plot::whole,
         )?;
         written.push(("echo_latency.svg".into(), "TCP echo round trip against connections".into()));
         let path = dir.join("echo_throughput.svg");
@@ -832,14 +1271,67 @@ pub fn plots(plan: &Plan, results: &Results, dir: &Path) -> Result<Vec<(String, 
             &path,
             &[Panel {
                 title: "TCP echo throughput".into(),
-                y_desc: "messages/s".into(),
+                y_desc: "messages/s (log)".into(),
+                y_fmt: plot::per_sec,
                 series: series(|c| c.msgs_per_sec),
             }],
             "connections",
             || (0.8..max * 1.25).log_scale(),
+            plot::whole,
         )?;
         written
             .push(("echo_throughput.svg".into(), "TCP echo messages/s against connections".into()));
+    }
+    for curve in results.curves.iter().flatten() {
+        if curve.reference <= 0.0 {
+            continue;
+        }
+        let lines = |pick: fn(&CurvePoint) -> f64| -> Vec<Series> {
+            ECHO_SERVERS
+                .iter()
+                .filter(|s| curve.max.contains_key(s))
+                .map(|&server| {
+                    let points: Vec<(f64, f64)> = (0..curve.levels.len())
+                        .filter_map(|l| {
+                            let p = curve.points.get(&(server, l))?.as_ref().ok()?;
+                            Some((p.offered, pick(p)))
+                        })
+                        .collect();
+                    let name = match (partial_server(server, curve.conns), points.is_empty()) {
+                        (_, true) => format!("{}: not drawn, no run completed", server.name()),
+                        (Some(why), false) => format!("{}: {why}, waits counted", server.name()),
+                        (None, false) => server.name().to_string(),
+                    };
+                    Series { name, points }
+                })
+                .collect()
+        };
+        let top = curve.levels.iter().copied().fold(0.0, f64::max) * curve.reference;
+        let file = format!("open_loop_echo_{}.svg", curve.conns);
+        plot::figure(
+            &dir.join(&file),
+            &[
+                Panel {
+                    title: format!("p50 latency from due time, {} conns", curve.conns),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
+                    series: lines(|p| p.p50),
+                },
+                Panel {
+                    title: format!("p99 latency from due time, {} conns", curve.conns),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
+                    series: lines(|p| p.p99),
+                },
+            ],
+            "offered load, messages/s (open loop)",
+            || 0.0..top * 1.05,
+            plot::per_sec,
+        )?;
+        written.push((
+            file,
+            format!("Open-loop TCP echo latency against offered load, {} connections", curve.conns),
+        ));
     }
     if let Some(idle) = &results.idle {
         let series = |pick| series_over(&IDLE_SERVERS, &plan.idle, &idle.cells, pick);
@@ -850,17 +1342,20 @@ pub fn plots(plan: &Plan, results: &Results, dir: &Path) -> Result<Vec<(String, 
             &[
                 Panel {
                     title: "1 active connection, p50".into(),
-                    y_desc: "µs".into(),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
                     series: series(|c| c.p50),
                 },
                 Panel {
                     title: "1 active connection, p99".into(),
-                    y_desc: "µs".into(),
+                    y_desc: "latency (log)".into(),
+                    y_fmt: plot::micros,
                     series: series(|c| c.p99),
                 },
             ],
             "idle connections",
             || -(max * 0.03)..max * 1.05,
+            plot::whole,
         )?;
         written.push((
             "idle_latency.svg".into(),
@@ -902,6 +1397,13 @@ pub fn markdown(
     if let Some(busy) = machine.busy_before {
         let _ = writeln!(out, "| CPU time in use the second before the run | {busy:.0}% |");
     }
+    if let Some((others, all)) = machine.others_during {
+        let _ = writeln!(
+            out,
+            "| CPU time (user + system) other processes used during the run | {others:.0} s of {all:.0} s ({:.0}%) |",
+            others * 100.0 / all.max(1.0)
+        );
+    }
     let _ = writeln!(
         out,
         "| run | {} interleaved rounds, ~{:.1} s per measured echo run, {:.0} s in all |\n",
@@ -910,8 +1412,22 @@ pub fn markdown(
     if let Some(warning) = busy_warning(machine.busy_before) {
         let _ = writeln!(out, "**Note:** {warning}\n");
     }
+    if let Some((others, all)) = machine.others_during
+        && others > 0.1 * all
+    {
+        let _ = writeln!(
+            out,
+            "**Note:** other processes used {:.0}% of the machine's CPU time while this ran (the \
+             machine is shared): the servers and clients were preempted for whole time slices now \
+             and then, which shows most in the tails (p99) and in the open-loop figures, whose \
+             client counts its own lateness. Compare figures within this run, not with another.\n",
+            others * 100.0 / all
+        );
+    }
     out.push_str("## Servers\n\n");
-    for server in ECHO_SERVERS.iter().chain(&[Server::BlockingUdp, Server::BlockingArray]) {
+    for server in
+        ECHO_SERVERS.iter().chain(&[Server::BlockingUdp, Server::TokioUdp, Server::BlockingArray])
+    {
         let _ = writeln!(out, "- **{}**: {}", server.name(), server.describe());
     }
     out.push('\n');
@@ -948,6 +1464,28 @@ const METHOD: &str = "## Method
   thread-per-connection baseline measured in the same run.
 - **Syscalls per message** from the server's own `--stats` totals printed at exit (a fresh server and
   one run), and from `strace -c -f` attached to a fresh server for one run.
+- **Open loop** is `pollmux load --rate R --duration S --threads 1`: message k is due at k/R seconds
+  on connection k mod N, sent then whether or not earlier replies are back (pipelined; replies
+  matched in order, every byte checked), and its latency runs from when it was due. So every figure
+  includes the time a message waited before the server got to it: in the socket, behind a stalled
+  or saturated server, or in the listen backlog of a server that serves fewer connections than the
+  client opened (sequential, the pool). A closed loop cannot see that: it stops sending while the
+  server is slow, and times only what it sent (coordinated omission). The client sleeps on a
+  timerfd until 30 µs before each due time, then polls, so its own wake-up stays out of the figures;
+  on a busy machine its lateness is counted too, as any open-loop client's is. The offered loads are
+  fractions of tokio's closed-loop maximum at the same connection count (the echo table's, or a
+  probe's), from 10% to 150%; a server is not pushed further once it fell below 90% of the offered
+  rate at two levels. The curves are drawn for every server; one that serves fewer connections at a
+  time than there are is drawn with its clients' real waits and says so in the legend.
+- **Churn** is `pollmux load --churn --conns 16`: each client connects (non-blocking), sends 64 bytes,
+  reads the echo and closes, then starts over; latency from the connect. Source addresses rotate over
+  127.0.0.1-16 so that the closed connections' TIME_WAIT never exhausts the client's ports.
+- **UDP fan-in**: a client process of the harness keeps one datagram outstanding on each of 1, 16 or 64
+  sockets for a second; the server's CPU time is read from /proc/PID/stat (utime + stime) before and
+  after, and divided by the datagrams answered.
+- **Slow handlers**: `pollmux serve --reply-delay 1000` (tcp-upper; the event loop on a timer, the
+  baselines in a sleep), 5 clients send at the same moment, and the time until all five are answered
+  is reported. The workload runs only where `pollmux serve --help` lists `--reply-delay`.
 - **Idle scaling**: the harness opens the idle connections itself (and waits until the server holds
   their descriptors) and measures one active connection with `pollmux load --conns 1`.
 - **Array**: a fresh `pollmux serve --tcp-array` (50,000,000 values) per run, one `0:50000000` request

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::fanin::FanIn;
 use crate::procs::{self, Load, Proc, Stats, Strace, StraceRun};
 use crate::stat::{median, percentile, trimmed_mean};
 
@@ -33,6 +34,34 @@ pub struct Plan {
     pub array_len: usize,
     /// Messages per connection of each strace'd run at 100 connections.
     pub strace_msgs: u64,
+    /// Connection counts of the open-loop latency-against-load curves.
+    pub curve_conns: Vec<u64>,
+    /// Their offered loads, as fractions of tokio's closed-loop maximum.
+    pub curve_levels: Vec<f64>,
+    /// Seconds of measured messages per open-loop run.
+    pub curve_secs: f64,
+    /// The servers drawn.
+    pub curve_servers: Vec<Server>,
+    /// Levels measured over `curve_target_rounds` rounds (the targets' levels).
+    pub curve_target_levels: Vec<f64>,
+    /// Rounds at those levels (every other level: one).
+    pub curve_target_rounds: usize,
+    /// The servers measured more than once at those levels.
+    pub curve_target_servers: Vec<Server>,
+    /// Servers of the churn workload.
+    pub churn_servers: Vec<Server>,
+    /// Target length of one measured churn run, seconds.
+    pub churn_secs: f64,
+    /// Servers of the UDP fan-in.
+    pub fan_in_servers: Vec<Server>,
+    /// Sender socket counts of the UDP fan-in.
+    pub fan_in_senders: Vec<u64>,
+    /// Seconds per fan-in run.
+    pub fan_in_secs: f64,
+    /// Rounds of the fan-in.
+    pub fan_in_rounds: usize,
+    /// Servers of the slow-handler workload.
+    pub slow_servers: Vec<Server>,
 }
 
 impl Plan {
@@ -47,6 +76,20 @@ impl Plan {
             pings: 5_000,
             array_len: 50_000_000,
             strace_msgs: 200,
+            curve_conns: vec![100, 1000],
+            curve_levels: vec![0.1, 0.25, 0.5, 0.65, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5],
+            curve_secs: 1.0,
+            curve_servers: CURVE_SERVERS.to_vec(),
+            curve_target_levels: vec![0.5, 0.8],
+            curve_target_rounds: 3,
+            curve_target_servers: vec![BACKENDS[0], BACKENDS[1], BACKENDS[2], Server::Tokio],
+            churn_servers: ECHO_SERVERS.to_vec(),
+            churn_secs: 0.5,
+            fan_in_servers: FAN_IN_SERVERS.to_vec(),
+            fan_in_senders: vec![1, 16, 64],
+            fan_in_secs: 1.0,
+            fan_in_rounds: 3,
+            slow_servers: SLOW_SERVERS.to_vec(),
         }
     }
 
@@ -58,7 +101,36 @@ impl Plan {
             idle_run_secs: 0.2,
             pings: 500,
             strace_msgs: 50,
+            curve_conns: vec![100],
+            curve_levels: vec![0.1, 0.5, 0.8, 1.2],
+            curve_secs: 0.25,
+            curve_target_rounds: 1,
+            churn_secs: 0.2,
+            fan_in_secs: 0.25,
+            fan_in_rounds: 1,
             ..Plan::full()
+        }
+    }
+
+    /// The bench's self-check (no `--bench`, as under `cargo test --all-targets`):
+    /// the newer workloads on a few servers, each for a moment.
+    pub fn smoke() -> Plan {
+        Plan {
+            rounds: 1,
+            run_secs: 0.1,
+            curve_conns: vec![10],
+            curve_levels: vec![0.1, 0.5],
+            curve_secs: 0.1,
+            curve_servers: vec![BACKENDS[0], Server::Model("sequential"), Server::Tokio],
+            curve_target_rounds: 1,
+            churn_servers: vec![BACKENDS[0], THREADS],
+            churn_secs: 0.1,
+            fan_in_servers: vec![BACKENDS[0], Server::BlockingUdp],
+            fan_in_senders: vec![1, 4],
+            fan_in_secs: 0.1,
+            fan_in_rounds: 1,
+            slow_servers: vec![BACKENDS[0], Server::Model("sequential")],
+            ..Plan::quick()
         }
     }
 }
@@ -74,6 +146,8 @@ pub enum Server {
     Tokio,
     /// This harness's blocking recvfrom/sendto loop (UDP ping floor).
     BlockingUdp,
+    /// The tokio `current_thread` UDP peer.
+    TokioUdp,
     /// This harness's blocking `send` of the array (array floor).
     BlockingArray,
 }
@@ -110,6 +184,7 @@ impl Server {
             Server::Model(m) => m,
             Server::Tokio => "tokio",
             Server::BlockingUdp => "blocking recvfrom/sendto",
+            Server::TokioUdp => "tokio UDP",
             Server::BlockingArray => "blocking send",
         }
     }
@@ -121,6 +196,9 @@ impl Server {
             Server::Model(m) => format!("`pollmux serve --model {m}`"),
             Server::Tokio => "tokio `current_thread` echo (benches/bench/peers.rs)".into(),
             Server::BlockingUdp => "blocking recvfrom/sendto loop (benches/bench/peers.rs)".into(),
+            Server::TokioUdp => {
+                "tokio `current_thread` UDP recv_from/send_to loop (benches/bench/peers.rs)".into()
+            }
             Server::BlockingArray => {
                 "one blocking send(2) of the buffer (benches/bench/peers.rs)".into()
             }
@@ -163,6 +241,7 @@ impl Server {
             Server::Model(model) => procs::pollmux_model(model),
             Server::Tokio => procs::peer("--tokio-echo-server", &["127.0.0.1:0"]),
             Server::BlockingUdp => procs::peer("--blocking-udp-pong", &["127.0.0.1:0"]),
+            Server::TokioUdp => procs::peer("--tokio-udp-pong", &["127.0.0.1:0"]),
             Server::BlockingArray => {
                 procs::peer("--blocking-array-server", &["127.0.0.1:0", &array_len.to_string()])
             }
@@ -776,4 +855,456 @@ pub fn syscalls_from_strace(server: Server, conns: u64, msgs: u64) -> Result<Sys
         total: strace.total,
         events_per_wait: None,
     })
+}
+
+// ------------------------------------------------------------ open-loop curves
+
+/// Servers of the latency-against-load curves: every echo server.
+pub const CURVE_SERVERS: [Server; 7] = ECHO_SERVERS;
+/// The threads of `pollmux serve --model pool`.
+pub const POOL_THREADS: u64 = 4;
+/// Open-loop runs whose achieved rate is below this share of the offered one
+/// count as saturated; after two such levels a server is not pushed further.
+pub const SATURATED: f64 = 0.9;
+
+/// One point of a curve: one open-loop run, or the medians of several.
+#[derive(Debug, Clone, Default)]
+pub struct CurvePoint {
+    /// The rate asked for, messages/s.
+    pub offered: f64,
+    /// The rate answered, messages/s.
+    pub achieved: f64,
+    /// Median latency from when each message was due, µs.
+    pub p50: f64,
+    /// 99th percentile, µs.
+    pub p99: f64,
+    /// The client's own lateness (due to queued), p99, µs: its share of the figures.
+    pub lag_p99: f64,
+}
+
+impl CurvePoint {
+    /// Whether the server fell behind the offered load.
+    pub fn saturated(&self) -> bool {
+        self.achieved < SATURATED * self.offered
+    }
+}
+
+/// The curves at one connection count.
+#[derive(Debug, Clone, Default)]
+pub struct Curve {
+    /// Connections of every run.
+    pub conns: u64,
+    /// The rate the levels are fractions of: tokio's closed-loop maximum at
+    /// this connection count (or, without it, the largest server's).
+    pub reference: f64,
+    /// Which server `reference` is from.
+    pub reference_server: Option<Server>,
+    /// Each server's closed-loop maximum at this connection count, messages/s.
+    pub max: HashMap<Server, Cell<f64>>,
+    /// The offered loads, as fractions of `reference`.
+    pub levels: Vec<f64>,
+    /// (server, level index) -> the point, or why there is none.
+    pub points: HashMap<(Server, usize), Cell<CurvePoint>>,
+}
+
+/// Each server's closed-loop messages/s at `conns`: from the echo workload
+/// if it ran there, else from a sizing probe.
+fn closed_loop_max(
+    plan: &Plan,
+    echo: Option<&EchoResults>,
+    server: Server,
+    addr: SocketAddr,
+    conns: u64,
+) -> Cell<f64> {
+    if let Some(Ok(cell)) = echo.and_then(|e| e.cells.get(&(server, conns))) {
+        return Ok(cell.msgs_per_sec);
+    }
+    size_run(addr, conns, plan.run_secs.min(0.5), None)
+        .map(|(_, probe)| probe.msgs_per_sec)
+        .map_err(|e| format!("failed: {}", first_line(&e)))
+}
+
+/// Open-loop latency against offered load, at each of `plan.curve_conns`:
+/// every server at each level (interleaved: every server once per level), from
+/// 10% to past the reference maximum; more rounds at the target levels.
+pub fn curves(plan: &Plan, echo: Option<&EchoResults>, log: &mut dyn FnMut(&str)) -> Vec<Curve> {
+    let mut curves = Vec::new();
+    for &conns in &plan.curve_conns {
+        let started = Instant::now();
+        let mut curve = Curve { conns, levels: plan.curve_levels.clone(), ..Curve::default() };
+        let mut procs: Vec<(Server, Proc)> = Vec::new();
+        for server in &plan.curve_servers {
+            match server.start("tcp-echo", false, 0) {
+                Ok(p) => {
+                    let max = closed_loop_max(plan, echo, *server, p.addr("tcp-echo"), conns);
+                    curve.max.insert(*server, max);
+                    procs.push((*server, p));
+                }
+                Err(e) => {
+                    let why = format!("failed to start: {}", first_line(&e));
+                    curve.max.insert(*server, Err(why.clone()));
+                    for level in 0..curve.levels.len() {
+                        curve.points.insert((*server, level), Err(why.clone()));
+                    }
+                }
+            }
+        }
+        let max_of = |s: Server| curve.max.get(&s).and_then(|m| m.as_ref().ok().copied());
+        let (reference_server, reference) = match max_of(Server::Tokio) {
+            Some(m) => (Some(Server::Tokio), m),
+            None => plan
+                .curve_servers
+                .iter()
+                .filter_map(|&s| Some((Some(s), max_of(s)?)))
+                .fold((None, 0.0), |a, b| if b.1 > a.1 { b } else { a }),
+        };
+        if reference <= 0.0 {
+            log(&format!("  {conns} conns: no server's maximum could be measured"));
+            curves.push(curve);
+            continue;
+        }
+        curve.reference = reference;
+        curve.reference_server = reference_server;
+        let mut saturated_levels: HashMap<Server, usize> = HashMap::new();
+        let mut runs: HashMap<(Server, usize), Vec<Load>> = HashMap::new();
+        let mut errors: HashMap<(Server, usize), String> = HashMap::new();
+        for (level, &fraction) in curve.levels.iter().enumerate() {
+            let rate = fraction * reference;
+            let extra = plan.curve_target_levels.iter().any(|t| (t - fraction).abs() < 1e-9);
+            let rounds = if extra { plan.curve_target_rounds } else { 1 };
+            for round in 0..rounds {
+                for (server, proc) in &procs {
+                    if round > 0 && !plan.curve_target_servers.contains(server) {
+                        continue;
+                    }
+                    if saturated_levels.get(server).copied().unwrap_or(0) >= 2 {
+                        let why = format!(
+                            "n/a: not run, saturated at a lower load ({} achieved < {:.0}% of offered twice)",
+                            server.name(),
+                            SATURATED * 100.0
+                        );
+                        errors.insert((*server, level), why);
+                        continue;
+                    }
+                    let addr = proc.addr("tcp-echo");
+                    match procs::load_open(addr, conns, rate, plan.curve_secs, CURVE_WARMUP) {
+                        Ok(load) => runs.entry((*server, level)).or_default().push(load),
+                        Err(e) => {
+                            log(&format!("  {} at {rate:.0}/s, {conns} conns: {e}", server.name()));
+                            errors.insert((*server, level), format!("failed: {}", first_line(&e)));
+                        }
+                    }
+                }
+            }
+            for (server, _) in &procs {
+                let key = (*server, level);
+                let point = match runs.get(&key).filter(|r| !r.is_empty()) {
+                    Some(r) => Ok(CurvePoint {
+                        offered: rate,
+                        achieved: median(r.iter().map(|l| l.msgs_per_sec)),
+                        p50: median(r.iter().map(|l| l.p50)),
+                        p99: median(r.iter().map(|l| l.p99)),
+                        lag_p99: median(r.iter().map(|l| l.lag_p99)),
+                    }),
+                    None => Err(errors.get(&key).cloned().unwrap_or_else(|| "failed".into())),
+                };
+                if point.as_ref().is_ok_and(CurvePoint::saturated) || point.is_err() {
+                    *saturated_levels.entry(*server).or_default() += 1;
+                }
+                curve.points.insert(key, point);
+            }
+            log(&format!(
+                "  {conns} conns, {:.0}% ({rate:.0}/s): {:.1} s so far",
+                fraction * 100.0,
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        for (_, proc) in procs {
+            proc.stop(Duration::from_secs(5));
+        }
+        curves.push(curve);
+    }
+    curves
+}
+
+/// Open-loop warm-up: messages per connection before the measured ones, at the same rate.
+const CURVE_WARMUP: u64 = 5;
+
+// ------------------------------------------------------------------- churn
+
+/// Clients opening connections at once in the churn workload.
+pub const CHURN_CONNS: u64 = 16;
+
+/// Connection churn of one server: medians over rounds.
+#[derive(Debug, Clone, Default)]
+pub struct ChurnCell {
+    /// Connections per second (each: connect, 64 bytes, the echo, close).
+    pub per_sec: f64,
+    /// Median connect-to-echo time, µs.
+    pub p50: f64,
+    /// 99th percentile, µs.
+    pub p99: f64,
+    /// Connections per client of each measured run.
+    pub msgs: u64,
+}
+
+/// Connection churn: `pollmux load --churn` with `CHURN_CONNS` clients, every echo server.
+pub fn churn(plan: &Plan, log: &mut dyn FnMut(&str)) -> HashMap<Server, Cell<ChurnCell>> {
+    let mut results = HashMap::new();
+    let mut procs = Vec::new();
+    for server in &plan.churn_servers {
+        match server.start("tcp-echo", false, 0) {
+            Ok(p) => {
+                // Sizing probe, which is also the warm-up: connections per client for run_secs.
+                let addr = p.addr("tcp-echo");
+                match procs::load_churn(addr, CHURN_CONNS, 50, 0) {
+                    Ok(probe) => {
+                        let want =
+                            (probe.msgs_per_sec * plan.churn_secs / CHURN_CONNS as f64).ceil();
+                        procs.push((*server, p, (want as u64).max(10)));
+                    }
+                    Err(e) => {
+                        log(&format!("  {}: {e}", server.name()));
+                        results.insert(*server, Err(format!("failed: {}", first_line(&e))));
+                    }
+                }
+            }
+            Err(e) => {
+                results.insert(*server, Err(format!("failed to start: {}", first_line(&e))));
+            }
+        }
+    }
+    let mut runs: HashMap<Server, Vec<Load>> = HashMap::new();
+    for _ in 0..plan.rounds {
+        for (server, proc, msgs) in &procs {
+            match procs::load_churn(proc.addr("tcp-echo"), CHURN_CONNS, *msgs, 2) {
+                Ok(load) => runs.entry(*server).or_default().push(load),
+                Err(e) => {
+                    log(&format!("  {}: {e}", server.name()));
+                    results.insert(*server, Err(format!("failed: {}", first_line(&e))));
+                }
+            }
+        }
+    }
+    for (server, proc, msgs) in procs {
+        proc.stop(Duration::from_secs(5));
+        if let Some(r) = runs.get(&server).filter(|r| !r.is_empty()) {
+            results.insert(
+                server,
+                Ok(ChurnCell {
+                    per_sec: median(r.iter().map(|l| l.msgs_per_sec)),
+                    p50: median(r.iter().map(|l| l.p50)),
+                    p99: median(r.iter().map(|l| l.p99)),
+                    msgs,
+                }),
+            );
+        }
+    }
+    results
+}
+
+// ------------------------------------------------------------------ UDP fan-in
+
+/// Servers of the UDP fan-in: the backends, the blocking loop and tokio.
+pub const FAN_IN_SERVERS: [Server; 5] = [
+    Server::Mux("poll"),
+    Server::Mux("select"),
+    Server::Mux("epoll"),
+    Server::BlockingUdp,
+    Server::TokioUdp,
+];
+
+/// UDP fan-in of one server at one sender count: medians over rounds.
+#[derive(Debug, Clone, Default)]
+pub struct FanInCell {
+    /// Replies per second.
+    pub per_sec: f64,
+    /// Server CPU time (user + system) per reply, µs.
+    pub cpu_us: f64,
+    /// Datagrams given up on, all rounds together.
+    pub lost: u64,
+    /// Replies, all rounds together.
+    pub received: u64,
+}
+
+/// One fan-in run: the harness's client process for `secs` against `proc`,
+/// the server's CPU time read from /proc before and after.
+fn fan_in_run(proc: &Proc, sockets: u64, secs: f64) -> Result<(FanIn, f64), String> {
+    let addr = proc.addr("udp-ping");
+    let before = procs::cpu_secs(proc.pid()).ok_or("no /proc/PID/stat")?;
+    let command =
+        procs::peer("--udp-fan-in", &[&addr.to_string(), &sockets.to_string(), &secs.to_string()]);
+    let out = procs::run_captured(command, Duration::from_secs(60))?;
+    let after = procs::cpu_secs(proc.pid()).ok_or("no /proc/PID/stat")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result = stdout.lines().find_map(FanIn::parse).ok_or_else(|| {
+        format!(
+            "udp fan-in: {}: {}{}",
+            out.status,
+            stdout,
+            procs::tail(&String::from_utf8_lossy(&out.stderr), 1000)
+        )
+    })?;
+    Ok((result, after - before))
+}
+
+/// UDP fan-in: every server at each sender count, interleaved rounds.
+pub fn fan_in(plan: &Plan, log: &mut dyn FnMut(&str)) -> HashMap<(Server, u64), Cell<FanInCell>> {
+    let mut results = HashMap::new();
+    let mut procs = Vec::new();
+    for server in &plan.fan_in_servers {
+        match server.start("udp-ping", false, 0) {
+            Ok(p) => {
+                // Warm-up, not counted.
+                if let Err(e) = fan_in_run(&p, 64, plan.fan_in_secs / 4.0) {
+                    log(&format!("  {} warm-up: {e}", server.name()));
+                }
+                procs.push((*server, p));
+            }
+            Err(e) => {
+                for &n in &plan.fan_in_senders {
+                    results
+                        .insert((*server, n), Err(format!("failed to start: {}", first_line(&e))));
+                }
+            }
+        }
+    }
+    let mut runs: HashMap<(Server, u64), Vec<(FanIn, f64)>> = HashMap::new();
+    for _ in 0..plan.fan_in_rounds {
+        for &n in &plan.fan_in_senders {
+            for (server, proc) in &procs {
+                match fan_in_run(proc, n, plan.fan_in_secs) {
+                    Ok(run) => runs.entry((*server, n)).or_default().push(run),
+                    Err(e) => {
+                        log(&format!("  {} with {n} senders: {e}", server.name()));
+                        results.insert((*server, n), Err(format!("failed: {}", first_line(&e))));
+                    }
+                }
+            }
+        }
+    }
+    for (server, proc) in procs {
+        proc.stop(Duration::from_secs(5));
+        for &n in &plan.fan_in_senders {
+            if let Some(r) = runs.get(&(server, n)).filter(|r| !r.is_empty()) {
+                results.insert(
+                    (server, n),
+                    Ok(FanInCell {
+                        per_sec: median(r.iter().map(|(f, _)| f.per_sec())),
+                        cpu_us: median(
+                            r.iter().map(|(f, cpu)| cpu * 1e6 / f.received.max(1) as f64),
+                        ),
+                        lost: r.iter().map(|(f, _)| f.lost).sum(),
+                        received: r.iter().map(|(f, _)| f.received).sum(),
+                    }),
+                );
+            }
+        }
+    }
+    results
+}
+
+// --------------------------------------------------------------- slow handlers
+
+/// Clients of the slow-handler workload, all at once.
+pub const SLOW_CLIENTS: usize = 5;
+/// `--reply-delay` of the slow-handler workload, milliseconds.
+pub const SLOW_DELAY_MS: u64 = 1000;
+/// Servers of the slow-handler workload.
+pub const SLOW_SERVERS: [Server; 4] = [
+    Server::Mux("poll"),
+    Server::Model("sequential"),
+    Server::Model("threads"),
+    Server::Model("pool"),
+];
+
+/// The slow-handler workload: per server, seconds until every client was answered.
+#[derive(Debug, Clone, Default)]
+pub struct SlowResults {
+    /// False when `pollmux serve --help` does not list `--reply-delay` (this build has no such flag).
+    pub available: bool,
+    /// Server -> (seconds until the last client was answered, each client's seconds), or why not.
+    pub cells: HashMap<Server, Cell<(f64, Vec<f64>)>>,
+}
+
+/// `SLOW_CLIENTS` clients connect at once to tcp-upper with a `SLOW_DELAY_MS`
+/// reply delay, each sends one line and reads its answer; the time until all
+/// were answered, from the moment they all sent.
+pub fn slow(plan: &Plan, log: &mut dyn FnMut(&str)) -> SlowResults {
+    let mut results =
+        SlowResults { available: procs::serve_has_flag("--reply-delay"), ..Default::default() };
+    if !results.available {
+        log("  `pollmux serve --help` has no --reply-delay: not available in this build");
+        return results;
+    }
+    let delay = SLOW_DELAY_MS.to_string();
+    for server in &plan.slow_servers {
+        let command = match server {
+            Server::Mux(backend) => {
+                procs::pollmux_serve(backend, &["tcp-upper"], &["--reply-delay", &delay])
+            }
+            Server::Model(model) => {
+                let mut command = Command::new(procs::pollmux_bin());
+                command.env("RUST_LOG", "info").args([
+                    "serve",
+                    "--model",
+                    model,
+                    "--tcp-echo",
+                    "off",
+                    "--tcp-upper",
+                    "0",
+                    "--reply-delay",
+                    &delay,
+                ]);
+                command
+            }
+            _ => continue,
+        };
+        let cell = Proc::start(server.name(), command, &["tcp-upper"]).and_then(|proc| {
+            let answered = slow_clients(proc.addr("tcp-upper"));
+            proc.stop(Duration::from_secs(5));
+            answered
+        });
+        if let Err(e) = &cell {
+            log(&format!("  {}: {e}", server.name()));
+        }
+        results.cells.insert(*server, cell.map_err(|e| format!("failed: {}", first_line(&e))));
+    }
+    results
+}
+
+/// The clients of the slow-handler workload: connected first, then all send
+/// at once; returns the last answer's time and each client's, seconds.
+pub fn slow_clients(addr: SocketAddr) -> Result<(f64, Vec<f64>), String> {
+    let barrier = Arc::new(std::sync::Barrier::new(SLOW_CLIENTS + 1));
+    let clients: Vec<_> = (0..SLOW_CLIENTS)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || -> Result<Instant, String> {
+                let connected = TcpStream::connect_timeout(&addr, Duration::from_secs(10));
+                barrier.wait();
+                let mut stream = connected.map_err(|e| format!("client {i}: connect: {e}"))?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(30)))
+                    .map_err(|e| e.to_string())?;
+                let line = format!("slow client {i}\n");
+                stream.write_all(line.as_bytes()).map_err(|e| format!("client {i}: {e}"))?;
+                let mut reply = vec![0u8; line.len()];
+                stream.read_exact(&mut reply).map_err(|e| format!("client {i}: read: {e}"))?;
+                if reply != line.to_uppercase().as_bytes() {
+                    return Err(format!("client {i}: reply {:?}", String::from_utf8_lossy(&reply)));
+                }
+                Ok(Instant::now())
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    let mut each = Vec::new();
+    for client in clients {
+        let done = client.join().map_err(|_| "a client thread panicked".to_string())??;
+        each.push(done.saturating_duration_since(start).as_secs_f64());
+    }
+    let all = each.iter().copied().fold(0.0, f64::max);
+    Ok((all, each))
 }

@@ -1,10 +1,11 @@
-//! The clients, usable against any server: `pollmux ping` (UDP round trips) and `pollmux load` (closed-loop TCP load).
+//! The clients, usable against any server: `pollmux ping` (UDP round trips) and `pollmux load`
+//! (TCP load: closed loop, open loop at a fixed rate, or a new connection per message).
 
 pub mod load;
 pub mod ping;
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// Resolves `HOST:PORT` (`127.0.0.1:1234`, `[::1]:20000`, `localhost:1236`) to its first address.
@@ -21,6 +22,34 @@ pub fn connect_nonblocking(addr: SocketAddr, timeout: Duration) -> io::Result<Tc
     let stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_nodelay(true)?;
     stream.set_nonblocking(true)?;
+    Ok(stream)
+}
+
+/// Starts a non-blocking connect(2) to `addr`, from `source` if given, with
+/// TCP_NODELAY, and returns the socket at once: the connect completes (or
+/// fails) later, when the socket turns writable, and SO_ERROR says how it went.
+/// With a source the port is still chosen at connect time, for the
+/// destination (IP_BIND_ADDRESS_NO_PORT), as for any connect.
+pub fn connect_started(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    if let Some(ip) = source {
+        nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::IpBindAddressNoPort,
+            &true,
+        )
+        .map_err(io::Error::from)?;
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
+    }
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from(socket);
+    stream.set_nodelay(true)?;
     Ok(stream)
 }
 

@@ -7,14 +7,16 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::thread;
+use std::time::Duration;
+
+use process::Spawned;
 
 /// Every backend; each integration test runs against each of them.
 pub const BACKENDS: &[&str] = &["poll", "select", "epoll"];
@@ -60,16 +62,9 @@ pub(crate) use backend_tests;
 /// A running `pollmux serve`; killed on drop, and its stderr is printed if the
 /// test is failing at that moment.
 pub struct Server {
-    child: Option<Child>,
-    pid: libc::pid_t,
+    proc: Spawned,
     addrs: HashMap<String, SocketAddr>,
-    stdout: mpsc::Receiver<String>,
-    stderr: Arc<StderrLog>,
-    stderr_thread: Option<JoinHandle<()>>,
 }
-
-/// A child's stderr as it arrives, and a signal each time it grows.
-type StderrLog = (Mutex<String>, Condvar);
 
 /// What a server left behind once it exited.
 pub struct Finished {
@@ -118,55 +113,12 @@ impl Server {
 
         let mut command = Command::new(env!("CARGO_BIN_EXE_pollmux"));
         configure(&mut command);
-        let mut child = command
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn pollmux");
-        let pid = child.id() as libc::pid_t;
-        let (stdout, stderr, stderr_thread) = collect_output(&mut child);
-        let mut server = Server {
-            child: Some(child),
-            pid,
-            addrs: HashMap::new(),
-            stdout,
-            stderr,
-            stderr_thread: Some(stderr_thread),
-        };
-        while server.addrs.len() < enabled.len() {
-            let line = match server.stdout.recv_timeout(PROCESS_DEADLINE) {
-                Ok(line) => line,
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-                    "pollmux {args:?} printed only {:?} within {PROCESS_DEADLINE:?}\nstderr:\n{}",
-                    server.addrs,
-                    server.stderr()
-                ),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = server.child.as_mut().unwrap().wait().expect("wait pollmux");
-                    panic!(
-                        "pollmux {args:?} closed stdout ({status}) after printing only {:?}\nstderr:\n{}",
-                        server.addrs,
-                        server.stderr()
-                    )
-                }
-            };
-            let (name, addr) = parse_listening_line(&line).unwrap_or_else(|| {
-                panic!(
-                    "stdout line {line:?} is not `listening <service> <address>`\nstderr:\n{}",
-                    server.stderr()
-                )
-            });
-            assert!(
-                enabled.contains(&name.as_str()),
-                "listening line {line:?} for a service that is not enabled ({enabled:?})"
-            );
-            assert!(
-                server.addrs.insert(name, addr).is_none(),
-                "second listening line {line:?}\nstderr:\n{}",
-                server.stderr()
-            );
+        command.args(&args);
+        let proc = Spawned::spawn(&mut command).expect("spawn pollmux");
+        let mut server = Server { proc, addrs: HashMap::new() };
+        match server.proc.listening(&enabled, true, PROCESS_DEADLINE) {
+            Ok(addrs) => server.addrs = addrs,
+            Err(why) => panic!("pollmux {args:?}: {why}\nstderr:\n{}", server.stderr()),
         }
         server
     }
@@ -207,7 +159,7 @@ impl Server {
 
     /// What the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr.0.lock().unwrap().clone()
+        self.proc.stderr()
     }
 
     /// Waits (at most `PROCESS_DEADLINE`) until stderr contains `needle`, and returns it all.
@@ -218,57 +170,30 @@ impl Server {
     /// Waits (at most `PROCESS_DEADLINE`) until `done` holds for all of stderr so
     /// far, and returns it all; `what` names the wait in the failure message.
     pub fn wait_for_stderr_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let (text, grew) = &*self.stderr;
-        let deadline = Instant::now() + PROCESS_DEADLINE;
-        let mut text = text.lock().unwrap();
-        while !done(&text) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                // Unlocked before panicking: Drop reads stderr again, and a poisoned
-                // lock there would abort the whole test binary.
-                let seen = text.clone();
-                drop(text);
-                panic!("stderr: no {what:?} after {PROCESS_DEADLINE:?}:\n{seen}");
-            }
-            text = grew.wait_timeout(text, left).unwrap().0;
-        }
-        text.clone()
+        self.proc.stderr.wait_until(PROCESS_DEADLINE, done).unwrap_or_else(|text| {
+            panic!("stderr: no {what:?} after {PROCESS_DEADLINE:?}:\n{text}")
+        })
     }
 
     /// The server's process id.
     pub fn pid(&self) -> libc::pid_t {
-        self.pid
+        self.proc.pid
     }
 
     /// Sends `signal` without waiting.
     pub fn signal(&self, signal: libc::c_int) {
-        let rc = send_signal(self.pid, signal);
-        assert!(rc.is_ok(), "kill({}, {signal})", self.pid);
+        let rc = self.proc.signal(signal);
+        assert!(rc.is_ok(), "kill({}, {signal})", self.proc.pid);
     }
 
     /// Waits (at most `PROCESS_DEADLINE`) for the server to exit by itself.
     pub fn wait(mut self) -> Finished {
-        let mut child = self.child.take().expect("server already waited for");
-        let (tx, rx) = mpsc::channel();
-        let waiter = thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        let status = match rx.recv_timeout(PROCESS_DEADLINE) {
-            Ok(status) => status.expect("wait pollmux"),
-            Err(_) => {
-                let _ = send_signal(self.pid, libc::SIGKILL);
-                let _ = waiter.join();
-                panic!(
-                    "pollmux did not exit within {PROCESS_DEADLINE:?}\nstderr:\n{}",
-                    self.stderr()
-                );
-            }
-        };
-        let _ = waiter.join();
-        if let Some(t) = self.stderr_thread.take() {
-            let _ = t.join();
+        let (status, killed) = self.proc.wait_timeout(PROCESS_DEADLINE).expect("wait pollmux");
+        if killed {
+            panic!("pollmux did not exit within {PROCESS_DEADLINE:?}\nstderr:\n{}", self.stderr());
         }
-        Finished { status, later_stdout: self.stdout.try_iter().collect(), stderr: self.stderr() }
+        self.proc.join_stderr();
+        Finished { status, later_stdout: self.proc.later_stdout(), stderr: self.stderr() }
     }
 
     /// SIGTERM, then waits for the exit.
@@ -280,7 +205,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(mut child) = self.proc.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -306,43 +231,7 @@ fn flag_value(args: &[String], service: &str) -> Option<String> {
 
 /// `listening <service> <address>` into its parts.
 pub fn parse_listening_line(line: &str) -> Option<(String, SocketAddr)> {
-    let mut words = line.split(' ');
-    let (Some("listening"), Some(name), Some(addr), None) =
-        (words.next(), words.next(), words.next(), words.next())
-    else {
-        return None;
-    };
-    Some((name.to_string(), addr.parse().ok()?))
-}
-
-/// Stdout lines over a channel; stderr gathered as it arrives.
-fn collect_output(child: &mut Child) -> (mpsc::Receiver<String>, Arc<StderrLog>, JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let text = Arc::new((Mutex::new(String::new()), Condvar::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = Arc::clone(&text);
-    let stderr_thread = thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stderr.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    sink.0.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-                    sink.1.notify_all();
-                }
-            }
-        }
-    });
-    (rx, text, stderr_thread)
+    process::parse_listening(line)
 }
 
 /// What a pollmux run that was expected to end by itself left behind.
@@ -381,32 +270,14 @@ pub fn run_to_exit(args: &[&str]) -> Run {
 
 /// Runs `command` to its exit, output captured (killed after `PROCESS_DEADLINE`).
 pub fn run_command(mut command: Command) -> Run {
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
-    let pid = child.id() as libc::pid_t;
-    let (tx, rx) = mpsc::channel();
-    let waiter = thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(PROCESS_DEADLINE) {
-        Ok(out) => out,
-        Err(_) => {
-            let _ = send_signal(pid, libc::SIGKILL);
-            rx.recv().expect("waiter thread")
-        }
-    };
-    let out = out.expect("wait for child");
-    let _ = waiter.join();
+    let (out, killed) = process::run_to_end(&mut command, PROCESS_DEADLINE)
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
     let run = Run {
         status: out.status,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    if run.status.signal() == Some(libc::SIGKILL) {
+    if killed {
         panic!(
             "{command:?} still ran after {PROCESS_DEADLINE:?}\nstdout:\n{}\nstderr:\n{}",
             run.stdout, run.stderr
@@ -759,12 +630,6 @@ pub fn stat(stderr: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in stats line {line:?}"))
 }
 
-/// kill(2) through nix, which needs no `unsafe`.
-fn send_signal(pid: i32, signal: libc::c_int) -> nix::Result<()> {
-    let signal = nix::sys::signal::Signal::try_from(signal)?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
-}
-
 /// Whether a test's tool (python3, strace, IPv6, raw sockets) is here: `Ok`, or
 /// `Err(why not)`. Missing under CI (the `CI` variable set, as `.ci/run` runs),
 /// the test fails, since CI installs every tool; elsewhere it prints
@@ -795,35 +660,12 @@ impl Server {
     /// (the Python reference servers in examples/servers/, say) and waits until
     /// each of `services` has printed its line. Killed on drop, like `start`'s.
     pub fn start_command(mut command: Command, services: &[&str]) -> Server {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
-        let pid = child.id() as libc::pid_t;
-        let (stdout, stderr, stderr_thread) = collect_output(&mut child);
-        let mut server = Server {
-            child: Some(child),
-            pid,
-            addrs: HashMap::new(),
-            stdout,
-            stderr,
-            stderr_thread: Some(stderr_thread),
-        };
-        while server.addrs.len() < services.len() {
-            let line = server.stdout.recv_timeout(PROCESS_DEADLINE).unwrap_or_else(|_| {
-                panic!(
-                    "{command:?} printed only {:?} (deadline {PROCESS_DEADLINE:?} or exit)\nstderr:\n{}",
-                    server.addrs,
-                    server.stderr()
-                )
-            });
-            let Some((name, addr)) = parse_listening_line(&line) else {
-                panic!("{command:?}: stdout line {line:?} is not `listening <service> <address>`")
-            };
-            assert!(services.contains(&name.as_str()), "{command:?}: unexpected line {line:?}");
-            assert!(server.addrs.insert(name, addr).is_none(), "{command:?}: second {line:?}");
+        let proc =
+            Spawned::spawn(&mut command).unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        let mut server = Server { proc, addrs: HashMap::new() };
+        match server.proc.listening(services, true, PROCESS_DEADLINE) {
+            Ok(addrs) => server.addrs = addrs,
+            Err(why) => panic!("{command:?}: {why}\nstderr:\n{}", server.stderr()),
         }
         server
     }
