@@ -22,13 +22,7 @@ fn announce(service: &str, addr: std::net::SocketAddr) {
 /// server, one task per connection, the shape of tokio's own echo example,
 /// with TCP_NODELAY on every accepted socket.
 pub fn tokio_echo(addr: &str) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(runtime) = current_thread() else { return ExitCode::FAILURE };
     runtime.block_on(async move {
         let listener = match tokio_listener(addr) {
             Ok(listener) => listener,
@@ -192,13 +186,7 @@ pub fn blocking_udp_pong(addr: &str) -> ExitCode {
 /// `recv_from` and `send_to` on one socket, answering `PING...` with
 /// `PONG...` through pollmux's own udp-ping answer.
 pub fn tokio_udp_pong(addr: &str) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(runtime) = current_thread() else { return ExitCode::FAILURE };
     runtime.block_on(async move {
         let socket = match tokio::net::UdpSocket::bind(addr).await {
             Ok(socket) => socket,
@@ -230,4 +218,13 @@ pub fn tokio_udp_pong(addr: &str) -> ExitCode {
             }
         }
     })
+}
+
+/// A tokio `current_thread` runtime with I/O, or `None` (said on stderr).
+fn current_thread() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| eprintln!("tokio runtime: {e}"))
+        .ok()
 }

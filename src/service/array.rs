@@ -274,8 +274,20 @@ mod tests {
         input: &[u8],
         cuts: &[usize],
     ) -> (Vec<u8>, Result<(), Violation>) {
-        let mut service = ArrayRequests::new(array, max_frame);
+        let service = ArrayRequests::new(array, max_frame);
+        let (out, result, _) = feed(service, input, cuts);
+        (out, result)
+    }
+
+    /// What `service` queues on connect and for `input` in reads cut at
+    /// `cuts` (stopping at a violation), its outcome, and whether it finished.
+    fn feed(
+        mut service: ArrayRequests,
+        input: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<u8>, Result<(), Violation>, bool) {
         let mut out = Output::default();
+        service.on_connect(&mut out);
         let mut start = 0;
         let mut result = Ok(());
         for &cut in cuts.iter().chain([&input.len()]) {
@@ -285,7 +297,7 @@ mod tests {
             }
             start = cut;
         }
-        (out.to_vec(), result)
+        (out.to_vec(), result, service.finished())
     }
 
     /// Splits replies into (status, body) pairs, checking each is a whole frame.
@@ -505,19 +517,7 @@ mod tests {
         input: &[u8],
         cuts: &[usize],
     ) -> (Vec<u8>, Result<(), Violation>, bool) {
-        let mut service = ArrayRequests::with_wire(wire, array, 100);
-        let mut out = Output::default();
-        service.on_connect(&mut out);
-        let mut start = 0;
-        let mut result = Ok(());
-        for &cut in cuts.iter().chain([&input.len()]) {
-            result = service.on_data(&input[start..cut], &mut out);
-            if result.is_err() {
-                break;
-            }
-            start = cut;
-        }
-        (out.to_vec(), result, service.finished())
+        feed(ArrayRequests::with_wire(wire, array, 100), input, cuts)
     }
 
     #[test]
