@@ -23,6 +23,7 @@ common::backend_tests!(
     sigterm_cuts_a_client_that_never_reads_at_drain_timeout_and_exits_zero,
     second_signal_during_drain_exits_at_once,
     a_second_sigterm_exits_with_143,
+    a_failing_wait_is_retried_and_the_server_recovers,
 );
 
 // ------------------------------------------------------------------ helpers
@@ -541,4 +542,29 @@ fn a_second_sigterm_exits_with_143(backend: &str) {
     srv.signal(libc::SIGTERM);
     let done = srv.wait();
     assert_eq!(done.status.code(), Some(128 + libc::SIGTERM), "stderr:\n{}", done.stderr);
+}
+
+/// poll(2) fails with EINVAL while it watches more descriptors than
+/// RLIMIT_NOFILE allows: the server logs it and waits again after a pause
+/// (no busy loop, no exit), and serves as before once the limit is raised.
+/// select(2) and epoll(7) have no such check: for them the test shows only
+/// that the lowered limit ends no one's service.
+fn a_failing_wait_is_retried_and_the_server_recovers(backend: &str) {
+    let srv = Server::start(backend, &[]);
+    let mut client = connect(srv.addr("tcp-echo"));
+    echo_roundtrip(&mut client, b"before");
+    set_nofile(srv.pid(), 4);
+    // The limit is checked as a wait begins: wake the server, so a new one does
+    // (its reply may have to wait for the limit to be raised again).
+    write_or_fail(&mut client, b"poke");
+    if backend == "poll" {
+        srv.wait_for_stderr("poll: EINVAL");
+        srv.wait_for_stderr("waiting again in");
+    }
+    set_nofile(srv.pid(), 1024);
+    expect_bytes(&mut client, b"poke");
+    echo_roundtrip(&mut client, b"after");
+    let mut newcomer = connect(srv.addr("tcp-echo"));
+    echo_roundtrip(&mut newcomer, b"newcomer");
+    terminate_after_closing(srv, vec![client, newcomer]);
 }

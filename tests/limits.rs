@@ -21,6 +21,8 @@ common::backend_tests!(
     array_request_header_over_max_frame_closes_before_any_body_arrives,
     body_sent_after_an_oversized_header_is_thrown_away_not_buffered,
     silent_connections_are_closed_after_idle_timeout_while_an_active_one_is_kept,
+    a_client_that_goes_on_sending_after_a_violation_is_cut_at_the_linger_timeout,
+    accepted_connections_have_tcp_keepalive,
 );
 
 const MIB: usize = 1 << 20;
@@ -470,4 +472,53 @@ fn silent_connections_are_closed_after_idle_timeout_while_an_active_one_is_kept(
     // Older than the timeout, but never silent that long: still served.
     echo_roundtrip(&mut active, b"still open");
     close_cleanly(active);
+}
+
+// ----------------------------------------------------------- --linger-timeout
+
+fn a_client_that_goes_on_sending_after_a_violation_is_cut_at_the_linger_timeout(backend: &str) {
+    let srv = Server::start(backend, &["--linger-timeout", "1", "--max-frame", "16"]);
+    let mut s = connect(srv.addr("tcp-frame"));
+    write_or_fail(&mut s, &frame_header(17));
+    // The server shuts its side at once (EOF), yet keeps reading, and so
+    // throwing away, what the client sends: but only for --linger-timeout.
+    let (rest, how) = read_until_closed(&mut s);
+    assert!(rest.is_empty() && how == Closed::Eof, "{how:?} after {rest:?}");
+    let junk = vec![b'j'; 4096];
+    let mut sent = 0usize;
+    // Idle timeout is 300 s: only the linger timeout can end this. The loop is
+    // bounded only to turn a missing cut into a failure rather than a hang.
+    let cut = loop {
+        match s.write(&junk) {
+            Ok(n) => sent += n,
+            Err(e) => break e,
+        }
+        assert!(sent < (1 << 40), "{backend}: never cut after {sent} bytes");
+    };
+    assert!(
+        matches!(cut.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
+        "{backend}: {cut}"
+    );
+    srv.wait_for_stderr("of --linger-timeout");
+}
+
+// --------------------------------------------------------------- --keepalive
+
+fn accepted_connections_have_tcp_keepalive(backend: &str) {
+    let ss = std::process::Command::new("ss").arg("-V").output();
+    if !tool_present(ss.map(drop).map_err(|e| format!("ss missing ({e})"))) {
+        return;
+    }
+    let srv = Server::start(backend, &["--keepalive", "7"]);
+    let mut client = connect(srv.addr("tcp-echo"));
+    echo_roundtrip(&mut client, b"alive");
+    let port = srv.addr("tcp-echo").port();
+    // The server's side of the connection: its local port is the service's.
+    let out = std::process::Command::new("ss")
+        .args(["-tnoH", "state", "established", "sport", "=", &format!(":{port}")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("timer:(keepalive,"), "{backend}: no keepalive timer:\n{text}");
+    close_cleanly(client);
 }
