@@ -24,6 +24,9 @@ use crate::udp_guard::UdpGuard;
 /// Signals and the drain: SIGUSR1's table, SIGINT/SIGTERM's drain, a second signal's exit.
 mod shutdown;
 
+/// The target of the loop's log lines, shutdown.rs's too: `pollmux::event_loop`, as
+/// `RUST_LOG` filters and the captured traces in ffi-notes/ name it.
+const LOG: &str = module_path!();
 /// Connections accepted per listener wake-up, so a flood cannot starve the rest.
 const ACCEPT_BUDGET: usize = 64;
 /// How often `--stats` prints.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use log::{info, warn};
 use nix::sys::signal::Signal;
 
-use super::{Server, Timer};
+use super::{LOG, Server, Timer};
 use crate::table::{self, Entry};
 
 impl Server {
@@ -34,6 +34,7 @@ impl Server {
                 }
                 Ok(Some(signal)) if self.life.draining => {
                     warn!(
+                        target: LOG,
                         "{signal} again: exiting now, cutting {} connections",
                         self.life.connections
                     );
@@ -43,7 +44,7 @@ impl Server {
                 Ok(Some(signal)) => self.begin_drain(signal),
                 Ok(None) => return,
                 Err(e) => {
-                    warn!("{e}");
+                    warn!(target: LOG, "{e}");
                     return;
                 }
             }
@@ -59,6 +60,7 @@ impl Server {
     fn begin_drain(&mut self, signal: Signal) {
         let timeout = self.cx.config.drain_timeout;
         info!(
+            target: LOG,
             "{signal}: no longer accepting; finishing what {} connections are owed (at most {timeout:?})",
             self.life.connections
         );
@@ -84,10 +86,14 @@ impl Server {
         let (owed, unsent) = table::owed(&self.table);
         let waiting = self.life.connections - owed;
         if owed > 0 {
-            warn!("drain timeout: cutting {owed} connections still owed {unsent} bytes");
+            warn!(
+                target: LOG,
+                "drain timeout: cutting {owed} connections still owed {unsent} bytes"
+            );
         }
         if waiting > 0 {
             info!(
+                target: LOG,
                 "drain timeout: closing {waiting} connections that were sent everything but never closed"
             );
         }
