@@ -157,6 +157,9 @@ pub(crate) struct PingArgs {
     /// Seconds to wait for each reply before counting it lost.
     #[arg(short = 'W', long, value_name = "SECS", default_value_t = 1.0)]
     timeout: f64,
+    /// The wait syscall the client itself uses (the crate's own wait interface).
+    #[arg(long, value_enum, default_value = "poll")]
+    backend: BackendKind,
 }
 
 /// What `pollmux load --help` says below the flags: which mode measures what.
@@ -218,6 +221,10 @@ pub(crate) struct LoadArgs {
     /// Seconds without any reply while messages are outstanding after which they count as errors.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     timeout: f64,
+    /// The wait syscall each client thread uses (the crate's own wait interface); select
+    /// holds descriptors below 1024 only.
+    #[arg(long, value_enum, default_value = "epoll")]
+    backend: BackendKind,
 }
 
 impl ServeArgs {
@@ -359,6 +366,7 @@ impl PingArgs {
             target: self.target,
             count: self.count,
             size: self.size,
+            backend: self.backend,
         })
     }
 }
@@ -395,6 +403,7 @@ impl LoadArgs {
             threads: self.threads,
             idle: self.idle,
             timeout,
+            backend: self.backend,
             progress: std::io::stderr().is_terminal(),
         })
     }

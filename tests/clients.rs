@@ -20,7 +20,32 @@ common::backend_tests!(
     load_with_messages_larger_than_socket_buffers_has_no_errors,
     load_with_idle_connections_has_no_errors,
     load_expecting_upper_from_echo_reports_mismatches,
+    clients_wait_through_each_backend,
 );
+
+/// The clients use the crate's own wait protocol: on each backend, the same
+/// code (closed loop, open loop, churn, ping) runs and checks every byte.
+fn clients_wait_through_each_backend(backend: &str) {
+    let srv = Server::start(backend, &[]);
+    let echo = srv.addr("tcp-echo").to_string();
+    for mode in [
+        &["--conns", "20", "--msgs", "50"][..],
+        &["--rate", "2000", "--duration", "0.5", "--conns", "10"],
+        &["--churn", "--conns", "4", "--msgs", "20"],
+    ] {
+        let mut args = vec!["--backend", backend];
+        args.extend_from_slice(mode);
+        let run = load(&echo, &args);
+        run.assert_success();
+        assert_eq!(field(&run, "errors"), "0", "{mode:?}: {}", run.stdout);
+    }
+    let run = ping(
+        &srv.addr("udp-ping").to_string(),
+        &["-c", "3", "--backend", backend, "-W", CLIENT_TIMEOUT],
+    );
+    run.assert_success();
+    assert!(run.stdout.contains("3 packets transmitted, 3 received"), "{}", run.stdout);
+}
 
 /// Hang guard of the clients: far longer than any reply should take.
 const CLIENT_TIMEOUT: &str = "20";

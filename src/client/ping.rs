@@ -33,6 +33,8 @@ pub struct Options {
     pub size: usize,
     /// How long a packet may wait for its reply before it counts as lost.
     pub timeout: Duration,
+    /// The wait syscall to use.
+    pub backend: BackendKind,
 }
 
 /// What a run of `pollmux ping` measured.
@@ -167,7 +169,7 @@ pub fn run(options: &Options, out: &mut impl Write) -> io::Result<Summary> {
     writeln!(out, "PING {} ({addr}): {shown_size} bytes per datagram", options.target)?;
 
     // The one socket, in the crate's fd table: registered once, then waited on.
-    let mut watched = FdMap::new(BackendKind::Poll).map_err(io::Error::other)?;
+    let mut watched = FdMap::new(options.backend).map_err(io::Error::other)?;
     watched.insert(socket.as_fd(), Interest::READ).map_err(|(_, e)| io::Error::other(e))?;
     let mut events = Vec::new();
     let start = Instant::now();

@@ -54,6 +54,7 @@ pub use report::Report;
 pub use schedule::{EARLY, Schedule, open_loop_msgs};
 
 use super::resolve;
+use crate::sys::BackendKind;
 use crate::sys::limits;
 use report::new_histogram;
 use worker::Worker;
@@ -140,6 +141,8 @@ pub struct Options {
     /// A thread with messages outstanding that hears nothing for this long
     /// fails them (a hang guard).
     pub timeout: Duration,
+    /// The wait syscall of every client thread.
+    pub backend: BackendKind,
     /// Draw a progress bar on stderr.
     pub progress: bool,
 }

@@ -18,7 +18,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use super::conn::{Conn, Turn, send_more, turn};
 use super::{EARLY, LOG, Pace, Schedule, Shared, Tally};
 use crate::fd_map::FdMap;
-use crate::sys::{BackendKind, Event, Interest, net};
+use crate::sys::{Event, Interest, net};
 
 /// What a descriptor of a thread is.
 enum Slot {
@@ -71,7 +71,7 @@ impl<'a> Worker<'a> {
     /// every connection has finished or failed.
     pub(super) fn run(shared: &'a Shared<'a>, ids: Vec<usize>, idle: usize) -> Tally {
         let options = shared.options;
-        let slots = match FdMap::new(BackendKind::Epoll) {
+        let slots = match FdMap::new(shared.options.backend) {
             Ok(slots) => slots,
             Err(e) => {
                 ids.iter().for_each(|id| shared.error(format!("connection {id}: {e}")));
