@@ -175,18 +175,51 @@ pub fn pollmux_serve(backend: &str, services: &[&str], extra: &[&str]) -> Comman
     command
 }
 
-/// The command that starts a baseline server (`--model sequential|threads|pool`).
-pub fn pollmux_model(model: &str) -> Command {
+/// The command that starts a baseline server (`--model sequential|threads|pool`) with
+/// only `service` (tcp-echo or tcp-upper) on a free port. The baselines serve no UDP,
+/// so they need no `--udp-rate`.
+pub fn pollmux_model(model: &str, service: &str, extra: &[&str]) -> Command {
     let mut command = Command::new(pollmux_bin());
-    command.env("RUST_LOG", "info").args([
-        "serve",
-        "--model",
-        model,
-        "--tcp-echo",
-        "0",
-        "--tcp-upper",
-        "off",
-    ]);
+    command.env("RUST_LOG", "info").args(["serve", "--model", model]);
+    for name in ["tcp-echo", "tcp-upper"] {
+        let port = if name == service { "0" } else { "off" };
+        command.args([format!("--{name}"), port.to_string()]);
+    }
+    command.args(extra);
+    command
+}
+
+/// The interpreter the Python reference servers run on.
+pub const PYTHON: &str = "python3";
+
+/// `python3 --version` (`Python 3.11.7`), or why there is none.
+pub fn python_version() -> Result<String, String> {
+    let mut command = Command::new(PYTHON);
+    command.arg("--version").stdin(Stdio::null());
+    match command.output() {
+        // Python 2 printed its version on stderr.
+        Ok(out) if out.status.success() => {
+            Ok(String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).trim().to_string())
+        }
+        Ok(out) => Err(format!("`{PYTHON} --version` failed ({})", out.status)),
+        Err(e) => Err(format!("{PYTHON} could not run ({e})")),
+    }
+}
+
+/// The command that starts `examples/servers/SCRIPT.py` (a Python reference
+/// server) with only `service` (tcp-echo or tcp-upper) on a free port, and
+/// pollmux's listen backlog, so that a thousand connections at once are queued
+/// alike.
+pub fn python_server(script: &str, service: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(PYTHON);
+    command
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/servers/{script}.py")));
+    for name in ["tcp-echo", "tcp-upper"] {
+        let port = if name == service { "0" } else { "off" };
+        command.args([format!("--{name}"), port.to_string()]);
+    }
+    let backlog = pollmux::sys::net::DEFAULT_BACKLOG.to_string();
+    command.args(["--backlog", &backlog]).args(extra);
     command
 }
 
@@ -393,14 +426,6 @@ pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
-}
-
-/// Whether `pollmux serve --help` lists `flag` (a flag another branch adds).
-pub fn serve_has_flag(flag: &str) -> bool {
-    let mut command = Command::new(pollmux_bin());
-    command.args(["serve", "--help"]);
-    run_captured(command, Duration::from_secs(20))
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(flag))
 }
 
 /// One `pollmux ping` run: each reply's round trip (µs) and the loss.

@@ -22,10 +22,17 @@ pub struct Plan {
     pub rounds: usize,
     /// Target length of one measured `pollmux load` run, seconds.
     pub run_secs: f64,
+    /// How long the last of the growing sizing runs (the warm-up) must last, seconds.
+    pub warm_secs: f64,
     /// The same for the idle-scaling runs.
     pub idle_run_secs: f64,
     /// Connection counts of the echo workload.
     pub conns: Vec<u64>,
+    /// The Rust servers of the echo workload.
+    pub echo_servers: Vec<Server>,
+    /// Connection counts (of `conns`) at which the echo workload also runs the
+    /// Python reference servers (`PYTHON_SERVERS`).
+    pub python_conns: Vec<u64>,
     /// Idle connection counts of the idle-scaling workload.
     pub idle: Vec<u64>,
     /// Pings per `pollmux ping` run.
@@ -62,6 +69,8 @@ pub struct Plan {
     pub fan_in_rounds: usize,
     /// Servers of the slow-handler workload.
     pub slow_servers: Vec<Server>,
+    /// Their `--reply-delay`, milliseconds.
+    pub slow_delay_ms: u64,
 }
 
 impl Plan {
@@ -70,8 +79,11 @@ impl Plan {
         Plan {
             rounds: 5,
             run_secs: 1.0,
+            warm_secs: 0.3,
             idle_run_secs: 0.6,
             conns: vec![1, 10, 100, 1000],
+            echo_servers: ECHO_SERVERS.to_vec(),
+            python_conns: vec![1, 100, 1000],
             idle: vec![0, 1_000, 10_000],
             pings: 5_000,
             array_len: 50_000_000,
@@ -90,6 +102,7 @@ impl Plan {
             fan_in_secs: 1.0,
             fan_in_rounds: 3,
             slow_servers: SLOW_SERVERS.to_vec(),
+            slow_delay_ms: 1000,
         }
     }
 
@@ -113,11 +126,16 @@ impl Plan {
     }
 
     /// The bench's self-check (no `--bench`, as under `cargo test --all-targets`):
-    /// the newer workloads on a few servers, each for a moment.
+    /// the newer workloads on a few servers, each for a moment, and the echo
+    /// workload on two Rust servers and the Python ones.
     pub fn smoke() -> Plan {
         Plan {
             rounds: 1,
             run_secs: 0.1,
+            warm_secs: 0.05,
+            conns: vec![1, 10],
+            echo_servers: vec![BACKENDS[0], THREADS],
+            python_conns: vec![1, 10],
             curve_conns: vec![10],
             curve_levels: vec![0.1, 0.5],
             curve_secs: 0.1,
@@ -129,7 +147,12 @@ impl Plan {
             fan_in_senders: vec![1, 4],
             fan_in_secs: 0.1,
             fan_in_rounds: 1,
-            slow_servers: vec![BACKENDS[0], Server::Model("sequential")],
+            slow_servers: vec![
+                BACKENDS[0],
+                Server::Model("sequential"),
+                Server::Python("poll_server"),
+            ],
+            slow_delay_ms: 200,
             ..Plan::quick()
         }
     }
@@ -142,6 +165,8 @@ pub enum Server {
     Mux(&'static str),
     /// `pollmux serve --model M`.
     Model(&'static str),
+    /// `python3 examples/servers/S.py`: a Python reference server.
+    Python(&'static str),
     /// The tokio `current_thread` peer.
     Tokio,
     /// This harness's blocking recvfrom/sendto loop (UDP ping floor).
@@ -165,6 +190,9 @@ pub const ECHO_SERVERS: [Server; 7] = [
     Server::Model("pool"),
     Server::Tokio,
 ];
+/// The Python reference servers (examples/servers/), in table order.
+pub const PYTHON_SERVERS: [Server; 3] =
+    [Server::Python("sequential"), Server::Python("threaded"), Server::Python("poll_server")];
 /// The reference every echo figure is divided by.
 pub const THREADS: Server = Server::Model("threads");
 /// Servers of the idle-scaling workload: the backends, and two references.
@@ -182,6 +210,9 @@ impl Server {
         match self {
             Server::Mux(b) => b,
             Server::Model(m) => m,
+            Server::Python("sequential") => "python sequential",
+            Server::Python("threaded") => "python threaded",
+            Server::Python(_) => "python poll",
             Server::Tokio => "tokio",
             Server::BlockingUdp => "blocking recvfrom/sendto",
             Server::TokioUdp => "tokio UDP",
@@ -194,6 +225,14 @@ impl Server {
         match self {
             Server::Mux(b) => format!("`pollmux serve --backend {b}`"),
             Server::Model(m) => format!("`pollmux serve --model {m}`"),
+            Server::Python(s) => {
+                let how = match s {
+                    "sequential" => "one client at a time",
+                    "threaded" => "a thread per client",
+                    _ => "one `select.poll()` loop, non-blocking sockets",
+                };
+                format!("`{} examples/servers/{s}.py` ({how}; CPython)", procs::PYTHON)
+            }
             Server::Tokio => "tokio `current_thread` echo (benches/bench/peers.rs)".into(),
             Server::BlockingUdp => "blocking recvfrom/sendto loop (benches/bench/peers.rs)".into(),
             Server::TokioUdp => {
@@ -209,7 +248,7 @@ impl Server {
     pub fn max_conns(self) -> Option<u64> {
         match self {
             Server::Mux("select") => Some(1_000),
-            Server::Model("sequential") => Some(1),
+            Server::Model("sequential") | Server::Python("sequential") => Some(1),
             _ => None,
         }
     }
@@ -227,29 +266,38 @@ impl Server {
         array_len: usize,
         cpu: Option<usize>,
     ) -> Result<Proc, String> {
-        let mut command: Command = match self {
-            Server::Mux(backend) => {
-                let len = array_len.to_string();
-                // The default --max-conns (10,000) would refuse the active connection
-                // beside 10,000 idle ones.
-                let mut extra = vec!["--array-len", len.as_str(), "--max-conns", "20000"];
-                if stats {
-                    extra.push("--stats");
-                }
-                procs::pollmux_serve(backend, &[service], &extra)
+        let len = array_len.to_string();
+        let extra = match self {
+            // The default --max-conns (10,000) would refuse the active connection
+            // beside 10,000 idle ones.
+            Server::Mux(_) if stats => {
+                vec!["--array-len", len.as_str(), "--max-conns", "20000", "--stats"]
             }
-            Server::Model(model) => procs::pollmux_model(model),
+            Server::Mux(_) => vec!["--array-len", len.as_str(), "--max-conns", "20000"],
+            _ => Vec::new(),
+        };
+        let mut command = self.command(service, &extra, array_len);
+        if let Some(cpu) = cpu {
+            procs::pin(&mut command, cpu);
+        }
+        Proc::start(self.name(), command, &[service])
+    }
+
+    /// The command that starts it with `service` on a free port, and `extra`
+    /// flags (pollmux and the Python servers; the peers take none).
+    pub fn command(self, service: &str, extra: &[&str], array_len: usize) -> Command {
+        match self {
+            // pollmux_serve passes `--udp-rate 0`: every UDP load comes from one address.
+            Server::Mux(backend) => procs::pollmux_serve(backend, &[service], extra),
+            Server::Model(model) => procs::pollmux_model(model, service, extra),
+            Server::Python(script) => procs::python_server(script, service, extra),
             Server::Tokio => procs::peer("--tokio-echo-server", &["127.0.0.1:0"]),
             Server::BlockingUdp => procs::peer("--blocking-udp-pong", &["127.0.0.1:0"]),
             Server::TokioUdp => procs::peer("--tokio-udp-pong", &["127.0.0.1:0"]),
             Server::BlockingArray => {
                 procs::peer("--blocking-array-server", &["127.0.0.1:0", &array_len.to_string()])
             }
-        };
-        if let Some(cpu) = cpu {
-            procs::pin(&mut command, cpu);
         }
-        Proc::start(self.name(), command, &[service])
     }
 }
 
@@ -289,9 +337,10 @@ const WARMUP_PER_CONN: u64 = 10;
 
 /// Finds how many messages per connection make a `secs`-long run at `conns`
 /// connections, by growing runs (8x each) that double as the warm-up, until one
-/// lasts 0.3 s: shorter runs start cold and read slow. Returns that count and
-/// the last probe.
+/// lasts `plan.warm_secs` (0.3 s): shorter runs start cold and read slow. Returns
+/// that count and the last probe.
 pub fn size_run(
+    plan: &Plan,
     addr: SocketAddr,
     conns: u64,
     secs: f64,
@@ -301,7 +350,7 @@ pub fn size_run(
     loop {
         let probe = procs::load(addr, conns, per_conn, WARMUP_PER_CONN, cpu)?;
         let took = probe.msgs as f64 / probe.msgs_per_sec.max(1.0);
-        if took >= 0.3 || per_conn >= 10_000_000 {
+        if took >= plan.warm_secs || per_conn >= 10_000_000 {
             let want = (probe.msgs_per_sec * secs).ceil() as u64;
             return Ok((want.div_ceil(conns).max(20), probe));
         }
@@ -346,6 +395,7 @@ pub fn echo(plan: &Plan, log: &mut dyn FnMut(&str)) -> EchoResults {
 }
 
 /// Starts every echo server (pinned to `cpu` if given), runs `levels`, stops them.
+/// The Python servers run at the levels of `plan.python_conns` only.
 fn echo_phase(
     plan: &Plan,
     levels: &[u64],
@@ -353,13 +403,32 @@ fn echo_phase(
     results: &mut EchoResults,
     log: &mut dyn FnMut(&str),
 ) {
+    let mut servers = plan.echo_servers.clone();
+    let python_levels: Vec<u64> =
+        levels.iter().copied().filter(|c| plan.python_conns.contains(c)).collect();
+    if !python_levels.is_empty() {
+        match procs::python_version() {
+            Ok(_) => servers.extend(PYTHON_SERVERS),
+            Err(why) => {
+                log(&format!("  the Python servers: {why}"));
+                for server in PYTHON_SERVERS {
+                    for &conns in &python_levels {
+                        results.cells.insert((server, conns), Err(format!("n/a: {why}")));
+                    }
+                }
+            }
+        }
+    }
     let mut procs: Vec<(Server, Proc)> = Vec::new();
-    for server in ECHO_SERVERS {
+    for server in servers {
         match server.start_on("tcp-echo", false, 0, cpu) {
             Ok(p) => procs.push((server, p)),
             Err(e) => {
                 log(&format!("  {}: cannot start: {e}", server.name()));
                 for &conns in levels {
+                    if matches!(server, Server::Python(_)) && !python_levels.contains(&conns) {
+                        continue;
+                    }
                     let why = format!("failed to start: {}", first_line(&e));
                     results.cells.insert((server, conns), Err(why));
                 }
@@ -369,7 +438,7 @@ fn echo_phase(
     if cpu.is_none() && plan.conns.contains(&1) {
         for (server, proc) in procs.iter().filter(|(s, _)| UNPINNED_CHECK.contains(s)) {
             let addr = proc.addr("tcp-echo");
-            let run = size_run(addr, 1, plan.run_secs, None)
+            let run = size_run(plan, addr, 1, plan.run_secs, None)
                 .and_then(|(msgs, _)| measured(addr, 1, msgs, None));
             results.unpinned.push((*server, run.map_err(|e| first_line(&e).to_string())));
         }
@@ -379,6 +448,9 @@ fn echo_phase(
         // Sizing runs double as each server's warm-up at this connection count.
         let mut sized: Vec<(Server, SocketAddr, u64)> = Vec::new();
         for (server, proc) in &procs {
+            if matches!(server, Server::Python(_)) && !python_levels.contains(&conns) {
+                continue;
+            }
             if let Some(limit) = server.max_conns()
                 && conns > limit
             {
@@ -387,7 +459,7 @@ fn echo_phase(
                 continue;
             }
             let addr = proc.addr("tcp-echo");
-            match size_run(addr, conns, plan.run_secs, cpu) {
+            match size_run(plan, addr, conns, plan.run_secs, cpu) {
                 Ok((msgs, _)) => sized.push((*server, addr, msgs)),
                 Err(e) => {
                     log(&format!("  {} at {conns} conns: {e}", server.name()));
@@ -579,7 +651,7 @@ pub fn idle(plan: &Plan, log: &mut dyn FnMut(&str)) -> IdleResults {
                 }
                 let sized = match msgs_of.get(&(server, n)) {
                     Some(&m) => Ok(m),
-                    None => size_run(addr, 1, plan.idle_run_secs, cpu).map(|(m, _)| m),
+                    None => size_run(plan, addr, 1, plan.idle_run_secs, cpu).map(|(m, _)| m),
                 };
                 let result = sized.and_then(|m| {
                     msgs_of.insert((server, n), m);
@@ -919,7 +991,7 @@ fn closed_loop_max(
     if let Some(Ok(cell)) = echo.and_then(|e| e.cells.get(&(server, conns))) {
         return Ok(cell.msgs_per_sec);
     }
-    size_run(addr, conns, plan.run_secs.min(0.5), None)
+    size_run(plan, addr, conns, plan.run_secs.min(0.5), None)
         .map(|(_, probe)| probe.msgs_per_sec)
         .map_err(|e| format!("failed: {}", first_line(&e)))
 }
@@ -1208,67 +1280,51 @@ pub fn fan_in(plan: &Plan, log: &mut dyn FnMut(&str)) -> HashMap<(Server, u64), 
 
 /// Clients of the slow-handler workload, all at once.
 pub const SLOW_CLIENTS: usize = 5;
-/// `--reply-delay` of the slow-handler workload, milliseconds.
-pub const SLOW_DELAY_MS: u64 = 1000;
-/// Servers of the slow-handler workload.
-pub const SLOW_SERVERS: [Server; 4] = [
+/// Servers of the slow-handler workload: every backend, the baselines, and the
+/// Python servers (the same three designs in another language).
+pub const SLOW_SERVERS: [Server; 9] = [
     Server::Mux("poll"),
+    Server::Mux("select"),
+    Server::Mux("epoll"),
     Server::Model("sequential"),
     Server::Model("threads"),
     Server::Model("pool"),
+    Server::Python("sequential"),
+    Server::Python("threaded"),
+    Server::Python("poll_server"),
 ];
 
-/// The slow-handler workload: per server, seconds until every client was answered.
-#[derive(Debug, Clone, Default)]
-pub struct SlowResults {
-    /// False when `pollmux serve --help` does not list `--reply-delay` (this build has no such flag).
-    pub available: bool,
-    /// Server -> (seconds until the last client was answered, each client's seconds), or why not.
-    pub cells: HashMap<Server, Cell<(f64, Vec<f64>)>>,
-}
+/// The slow-handler workload: per server, (seconds until the last client was
+/// answered, each client's seconds), or why not.
+pub type SlowResults = HashMap<Server, Cell<(f64, Vec<f64>)>>;
 
-/// `SLOW_CLIENTS` clients connect at once to tcp-upper with a `SLOW_DELAY_MS`
+/// `SLOW_CLIENTS` clients connect at once to tcp-upper with a `plan.slow_delay_ms`
 /// reply delay, each sends one line and reads its answer; the time until all
 /// were answered, from the moment they all sent.
 pub fn slow(plan: &Plan, log: &mut dyn FnMut(&str)) -> SlowResults {
-    let mut results =
-        SlowResults { available: procs::serve_has_flag("--reply-delay"), ..Default::default() };
-    if !results.available {
-        log("  `pollmux serve --help` has no --reply-delay: not available in this build");
-        return results;
-    }
-    let delay = SLOW_DELAY_MS.to_string();
+    let mut results = SlowResults::new();
+    let delay = plan.slow_delay_ms.to_string();
+    let python = if plan.slow_servers.iter().any(|s| matches!(s, Server::Python(_))) {
+        procs::python_version()
+    } else {
+        Ok(String::new())
+    };
     for server in &plan.slow_servers {
-        let command = match server {
-            Server::Mux(backend) => {
-                procs::pollmux_serve(backend, &["tcp-upper"], &["--reply-delay", &delay])
-            }
-            Server::Model(model) => {
-                let mut command = Command::new(procs::pollmux_bin());
-                command.env("RUST_LOG", "info").args([
-                    "serve",
-                    "--model",
-                    model,
-                    "--tcp-echo",
-                    "off",
-                    "--tcp-upper",
-                    "0",
-                    "--reply-delay",
-                    &delay,
-                ]);
-                command
-            }
-            _ => continue,
-        };
+        if let (Server::Python(_), Err(why)) = (server, &python) {
+            results.insert(*server, Err(format!("n/a: {why}")));
+            continue;
+        }
+        let command = server.command("tcp-upper", &["--reply-delay", &delay], 0);
         let cell = Proc::start(server.name(), command, &["tcp-upper"]).and_then(|proc| {
             let answered = slow_clients(proc.addr("tcp-upper"));
             proc.stop(Duration::from_secs(5));
             answered
         });
-        if let Err(e) = &cell {
-            log(&format!("  {}: {e}", server.name()));
+        match &cell {
+            Ok((all, _)) => log(&format!("  {}: all answered after {all:.2} s", server.name())),
+            Err(e) => log(&format!("  {}: {e}", server.name())),
         }
-        results.cells.insert(*server, cell.map_err(|e| format!("failed: {}", first_line(&e))));
+        results.insert(*server, cell.map_err(|e| format!("failed: {}", first_line(&e))));
     }
     results
 }
