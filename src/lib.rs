@@ -4,8 +4,6 @@
 //! the tests or the bench use it; the rest is read in the source, or with
 //! `cargo doc --document-private-items`):
 #![warn(missing_docs)]
-// One `unsafe` in the crate, in `sys::kept`, allowed there with its SAFETY note.
-#![deny(unsafe_code)]
 
 // The loop and what it owns.
 /// What the server opens at start, and the connection limit that leaves.

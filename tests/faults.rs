@@ -61,6 +61,7 @@ const NOFILE: u64 = 64;
 /// start, so that the server's own reconciliation of `--max-conns` with the
 /// limit (at start) cannot keep it from running out: as when an operator
 /// lowers it, or other descriptors take the room.
+#[allow(unsafe_code)]
 fn set_nofile(pid: libc::pid_t, limit: u64) {
     let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: prlimit(2) with no new limit only writes the old one into `old`.

@@ -317,6 +317,7 @@ pub fn single_cpu() -> Option<usize> {
 }
 
 /// Makes `command` run on `cpu` only (its threads inherit it).
+#[allow(unsafe_code)]
 pub fn pin(command: &mut Command, cpu: usize) {
     use std::os::unix::process::CommandExt;
     let mut set = CpuSet::new();
