@@ -199,8 +199,9 @@ impl Connection {
         self.settle(cx)
     }
 
-    /// When this connection next needs the loop without any I/O: the nearer
-    /// of its idle timeout and, once it is discarding, its linger timeout.
+    /// When this connection next needs the loop without any I/O: the nearest
+    /// of its idle timeout, its linger timeout once it is discarding, and its
+    /// first delayed reply.
     pub fn deadline(&self, config: &Config) -> Option<Instant> {
         let idle = config.idle_timeout.map(|timeout| self.last_active + timeout);
         let linger = self.discarding_since.map(|since| since + config.linger_timeout);

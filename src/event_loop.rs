@@ -244,7 +244,7 @@ impl Server {
                 self.datagrams.answer(fd.as_fd(), *service, &mut self.cx.buf, &mut self.cx.stats)
             }
             // SIGINT or SIGTERM arrived
-            Entry::Signals(_) => self.on_signals(),
+            Entry::Signals(_) => self.on_signals(event.fd),
             // a connection is readable, writable, or hung up (both)
             Entry::Connection(conn) => {
                 let next = conn.on_ready(event, &mut self.cx);

@@ -85,26 +85,44 @@ pub fn render(table: &Table, now: Instant) -> String {
             Interest { readable: false, writable: true } => "OUT",
             Interest { readable: false, writable: false } => "-",
         };
-        let (kind, service) = match entry {
-            Entry::Listener { service, .. } => ("listener", service.name()),
-            Entry::Datagram { service, .. } => ("udp", service.name()),
-            Entry::Signals(_) => ("signalfd", "-"),
-            Entry::Connection(conn) => ("connection", conn.row(now).service),
+        let dash = || "-".to_string();
+        let [fd, wait] = [fd.to_string(), wait.to_string()];
+        let row = match entry {
+            Entry::Connection(conn) => {
+                let r = conn.row(now);
+                [
+                    fd,
+                    "connection".into(),
+                    r.service.into(),
+                    r.peer.to_string(),
+                    r.phase.into(),
+                    r.bytes_in.to_string(),
+                    r.bytes_out.to_string(),
+                    r.unsent.to_string(),
+                    wait,
+                    format!("{:.1}", r.idle.as_secs_f64()),
+                ]
+            }
+            other => {
+                let (kind, service) = match other {
+                    Entry::Listener { service, .. } => ("listener", service.name()),
+                    Entry::Datagram { service, .. } => ("udp", service.name()),
+                    _ => ("signalfd", "-"),
+                };
+                [
+                    fd,
+                    kind.into(),
+                    service.into(),
+                    dash(),
+                    dash(),
+                    dash(),
+                    dash(),
+                    dash(),
+                    wait,
+                    dash(),
+                ]
+            }
         };
-        let mut cells = [fd.to_string(), kind.into(), service.into()]
-            .into_iter()
-            .chain(["-"; 5].map(String::from))
-            .chain([wait.into(), "-".into()]);
-        let mut row: [String; 10] = std::array::from_fn(|_| cells.next().unwrap_or_default());
-        if let Entry::Connection(conn) = entry {
-            let r = conn.row(now);
-            row[3] = r.peer.to_string();
-            row[4] = r.phase.into();
-            row[5] = r.bytes_in.to_string();
-            row[6] = r.bytes_out.to_string();
-            row[7] = r.unsent.to_string();
-            row[9] = format!("{:.1}", r.idle.as_secs_f64());
-        }
         lines.push(line(row));
     }
     lines.join("\n")

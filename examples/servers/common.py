@@ -9,9 +9,11 @@ and identical to pollmux, lives here once.
 
 import argparse
 import codecs
+import select
 import signal
 import socket
 import sys
+import time
 
 
 # ------------------------------------------------------------- command line
@@ -142,3 +144,49 @@ def stop_on_signals():
     it is in (accept, recv, select, poll)."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+
+
+# ------------------------------------------------ the blocking servers' parts
+
+def serve_client(conn, service, delay):
+    """Answers one client on a blocking socket until its EOF (sending what is
+    still owed), then closes it; `delay` seconds before each reply, as the
+    lessons' slow servers sleep. A client that resets is dropped alone."""
+    with conn:
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:                  # EOF: send what is still owed, then close
+                    conn.sendall(service.finish())
+                    return
+                if delay:
+                    time.sleep(delay)
+                conn.sendall(service.feed(data))
+        except OSError as e:
+            print(f"client dropped: {e}", file=sys.stderr)
+
+
+def accept_forever(args, hand_over):
+    """Opens the listeners and accepts until SIGTERM or SIGINT, handing each
+    client, with a fresh state of its service, to `hand_over(conn, service)`:
+    the one thing the sequential and the threaded servers do differently."""
+    stop_on_signals()                         # signals reach the main thread only
+    listeners = open_listeners(args)
+    by_fd = {sock.fileno(): (name, sock) for name, sock in listeners}
+    try:
+        while True:
+            # select() only says which listener has a client waiting.
+            ready, _, _ = select.select(list(by_fd), [], [])
+            for fd in ready:
+                name, listener = by_fd[fd]
+                try:
+                    conn, _ = listener.accept()
+                except OSError as e:          # e.g. the client gave up while queued
+                    print(f"accept: {e}", file=sys.stderr)
+                    continue
+                hand_over(conn, SERVICES[name]())
+    except Stopped:
+        pass
+    finally:
+        for _, sock in listeners:
+            sock.close()

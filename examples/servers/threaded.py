@@ -16,55 +16,20 @@ half-close. Client threads are daemons, so SIGTERM or Ctrl-C ends the process
 at once, with status 0, whatever the clients are doing.
 """
 
-import select
-import sys
 import threading
-import time
 
-from common import SERVICES, Stopped, open_listeners, parse_args, stop_on_signals
-
-
-def serve_client(conn, service, delay):
-    """Runs in the client's own thread: answers until EOF, then closes."""
-    with conn:
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data:                  # EOF: send what is still owed, then close
-                    conn.sendall(service.finish())
-                    return
-                if delay:
-                    time.sleep(delay)         # blocks this client's thread only
-                conn.sendall(service.feed(data))
-        except OSError as e:                  # a reset ends this client only
-            print(f"client dropped: {e}", file=sys.stderr)
+from common import accept_forever, parse_args, serve_client
 
 
 def main():
     args = parse_args(__doc__.splitlines()[0])
-    stop_on_signals()                         # signals reach the main thread only
-    listeners = open_listeners(args)
-    by_fd = {sock.fileno(): (name, sock) for name, sock in listeners}
-    try:
-        while True:
-            # The main thread only accepts: select() says which listener has a
-            # client waiting, and each client is handed to a new thread.
-            ready, _, _ = select.select(list(by_fd), [], [])
-            for fd in ready:
-                name, listener = by_fd[fd]
-                try:
-                    conn, _ = listener.accept()
-                except OSError as e:
-                    print(f"accept: {e}", file=sys.stderr)
-                    continue
-                worker = threading.Thread(target=serve_client, daemon=True,
-                                          args=(conn, SERVICES[name](), args.reply_delay))
-                worker.start()
-    except Stopped:
-        pass
-    finally:
-        for _, sock in listeners:
-            sock.close()
+
+    def hand_over(conn, service):
+        # The main thread only accepts; each client gets a thread of its own.
+        threading.Thread(target=serve_client, args=(conn, service, args.reply_delay),
+                         daemon=True).start()
+
+    accept_forever(args, hand_over)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ use super::{LOG, Server, Timer};
 use crate::table::{self, Entry};
 
 impl Server {
-    /// Reads every pending signal: the first starts draining, a second forces exit.
-    pub(super) fn on_signals(&mut self) {
+    /// Reads every pending signal from the signalfd `fd`: SIGUSR1 prints the
+    /// table, a first stop signal starts draining, a second forces exit.
+    pub(super) fn on_signals(&mut self, fd: RawFd) {
         loop {
-            let Some(Entry::Signals(signals)) = self.table.get(self.signal_fd()) else { return };
+            let Some(Entry::Signals(signals)) = self.table.get(fd) else { return };
             match signals.read() {
                 // SIGUSR1: show the table, and go on
                 Ok(Some(Signal::SIGUSR1)) => {
@@ -49,11 +50,6 @@ impl Server {
                 }
             }
         }
-    }
-
-    /// The signalfd: the first descriptor registered.
-    fn signal_fd(&self) -> RawFd {
-        self.table.iter().find(|(_, e)| matches!(e, Entry::Signals(_))).map_or(-1, |(fd, _)| fd)
     }
 
     /// Stops accepting and receiving, and lets each connection finish what it is owed.
